@@ -1,0 +1,223 @@
+//! Translating an OCI mount entry's `options` into mount(2) flags, data,
+//! propagation and recursive attributes (pure: tested without root).
+
+use nix::mount::MsFlags;
+
+/// mount_setattr(2) attribute bits (linux/mount.h); nix does not carry them.
+pub mod attr {
+    pub const RDONLY: u64 = 0x0000_0001;
+    pub const NOSUID: u64 = 0x0000_0002;
+    pub const NODEV: u64 = 0x0000_0004;
+    pub const NOEXEC: u64 = 0x0000_0008;
+    pub const ATIME_MASK: u64 = 0x0000_0070;
+    pub const RELATIME: u64 = 0x0000_0000;
+    pub const NOATIME: u64 = 0x0000_0010;
+    pub const STRICTATIME: u64 = 0x0000_0020;
+    pub const NODIRATIME: u64 = 0x0000_0080;
+    pub const NOSYMFOLLOW: u64 = 0x0020_0000;
+}
+
+/// What one mount entry asks for, flags sorted by how they are applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Flags for the mount(2) call itself (and the read-only remount of a bind).
+    pub flags: MsFlags,
+    /// Flags the entry cleared explicitly (`rw`, `suid`, …), kept so a bind
+    /// remount knows the user asked for them off.
+    pub cleared: MsFlags,
+    /// Filesystem-specific options, comma-joined for the data argument.
+    pub data: Vec<String>,
+    /// Propagation changes, applied in order after the mount.
+    pub propagation: Vec<MsFlags>,
+    /// Recursive attributes (`rro`, `rnosuid`, …) for mount_setattr(AT_RECURSIVE).
+    pub rec_set: u64,
+    pub rec_clear: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            flags: MsFlags::empty(),
+            cleared: MsFlags::empty(),
+            data: Vec::new(),
+            propagation: Vec::new(),
+            rec_set: 0,
+            rec_clear: 0,
+        }
+    }
+}
+
+impl Options {
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+    pub fn is_readonly(&self) -> bool {
+        self.flags.contains(MsFlags::MS_RDONLY)
+    }
+    pub fn data_string(&self) -> String {
+        self.data.join(",")
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("mount option {0:?} is not supported (id-mapped mounts are not implemented yet)")]
+    Unsupported(String),
+}
+
+/// Parses the `options` of a mount entry, as runc does: known flag names
+/// become flags, everything else is filesystem data.
+pub fn parse(options: &[String]) -> Result<Options, Error> {
+    let mut o = Options::default();
+    for opt in options {
+        let opt = opt.as_str();
+        if let Some((set, flag)) = flag_option(opt) {
+            if set {
+                o.flags.insert(flag);
+                o.cleared.remove(flag);
+            } else {
+                o.flags.remove(flag);
+                o.cleared.insert(flag);
+            }
+            continue;
+        }
+        if let Some(p) = propagation_option(opt) {
+            o.propagation.push(p);
+            continue;
+        }
+        if let Some((set, bits)) = recursive_option(opt) {
+            if set {
+                o.rec_set |= bits;
+                o.rec_clear &= !bits;
+            } else {
+                o.rec_clear |= bits;
+                o.rec_set &= !bits;
+            }
+            continue;
+        }
+        match opt {
+            "idmap" | "ridmap" => return Err(Error::Unsupported(opt.to_string())),
+            // fstab's placeholder: no flag, no data.
+            "" | "defaults" => {}
+            _ => o.data.push(opt.to_string()),
+        }
+    }
+    Ok(o)
+}
+
+/// Named mount(2) flags: `(true, flag)` sets, `(false, flag)` clears.
+fn flag_option(opt: &str) -> Option<(bool, MsFlags)> {
+    Some(match opt {
+        "ro" => (true, MsFlags::MS_RDONLY),
+        "rw" => (false, MsFlags::MS_RDONLY),
+        "bind" => (true, MsFlags::MS_BIND),
+        "rbind" => (true, MsFlags::MS_BIND | MsFlags::MS_REC),
+        "nosuid" => (true, MsFlags::MS_NOSUID),
+        "suid" => (false, MsFlags::MS_NOSUID),
+        "nodev" => (true, MsFlags::MS_NODEV),
+        "dev" => (false, MsFlags::MS_NODEV),
+        "noexec" => (true, MsFlags::MS_NOEXEC),
+        "exec" => (false, MsFlags::MS_NOEXEC),
+        "sync" => (true, MsFlags::MS_SYNCHRONOUS),
+        "async" => (false, MsFlags::MS_SYNCHRONOUS),
+        "dirsync" => (true, MsFlags::MS_DIRSYNC),
+        "remount" => (true, MsFlags::MS_REMOUNT),
+        "mand" => (true, MsFlags::MS_MANDLOCK),
+        "nomand" => (false, MsFlags::MS_MANDLOCK),
+        "atime" => (false, MsFlags::MS_NOATIME),
+        "noatime" => (true, MsFlags::MS_NOATIME),
+        "diratime" => (false, MsFlags::MS_NODIRATIME),
+        "nodiratime" => (true, MsFlags::MS_NODIRATIME),
+        "relatime" => (true, MsFlags::MS_RELATIME),
+        "norelatime" => (false, MsFlags::MS_RELATIME),
+        "strictatime" => (true, MsFlags::MS_STRICTATIME),
+        "nostrictatime" => (false, MsFlags::MS_STRICTATIME),
+        "lazytime" => (true, MsFlags::MS_LAZYTIME),
+        "nolazytime" => (false, MsFlags::MS_LAZYTIME),
+        "silent" => (true, MsFlags::MS_SILENT),
+        "loud" => (false, MsFlags::MS_SILENT),
+        _ => return None,
+    })
+}
+
+fn propagation_option(opt: &str) -> Option<MsFlags> {
+    Some(match opt {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// The recursive variants runc and crun accept (`rro`, `rnoexec`, …).
+fn recursive_option(opt: &str) -> Option<(bool, u64)> {
+    Some(match opt {
+        "rro" => (true, attr::RDONLY),
+        "rrw" => (false, attr::RDONLY),
+        "rnosuid" => (true, attr::NOSUID),
+        "rsuid" => (false, attr::NOSUID),
+        "rnodev" => (true, attr::NODEV),
+        "rdev" => (false, attr::NODEV),
+        "rnoexec" => (true, attr::NOEXEC),
+        "rexec" => (false, attr::NOEXEC),
+        "rnodiratime" => (true, attr::NODIRATIME),
+        "rdiratime" => (false, attr::NODIRATIME),
+        "rnosymfollow" => (true, attr::NOSYMFOLLOW),
+        "rsymfollow" => (false, attr::NOSYMFOLLOW),
+        "rnoatime" => (true, attr::NOATIME),
+        "rrelatime" => (true, attr::RELATIME),
+        "rstrictatime" => (true, attr::STRICTATIME),
+        _ => return None,
+    })
+}
+
+/// Parses a `rootfsPropagation` value.
+pub fn parse_propagation(value: &str) -> Option<MsFlags> {
+    propagation_option(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(opts: &[&str]) -> Options {
+        parse(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn flags_and_data() {
+        let o = p(&["nosuid", "strictatime", "mode=755", "size=65536k"]);
+        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
+        assert_eq!(o.data_string(), "mode=755,size=65536k");
+    }
+
+    #[test]
+    fn later_options_win() {
+        let o = p(&["ro", "rw"]);
+        assert!(!o.is_readonly());
+        assert!(o.cleared.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn bind_and_propagation() {
+        let o = p(&["rbind", "ro", "rslave"]);
+        assert!(o.is_bind() && o.flags.contains(MsFlags::MS_REC) && o.is_readonly());
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+    }
+
+    #[test]
+    fn recursive_attrs() {
+        let o = p(&["rbind", "rro", "rnoexec"]);
+        assert_eq!(o.rec_set, attr::RDONLY | attr::NOEXEC);
+    }
+
+    #[test]
+    fn idmap_is_refused() {
+        assert!(parse(&["idmap".to_string()]).is_err());
+    }
+}
