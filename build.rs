@@ -32,5 +32,8 @@ fn main() {
         .arg(src)
         .status()
         .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}` to build the exec stub: {e}"));
-    assert!(status.success(), "building the exec stub with `{cc}` failed");
+    assert!(
+        status.success(),
+        "building the exec stub with `{cc}` failed"
+    );
 }

@@ -30,7 +30,12 @@ pub enum Error {
     #[error("{path}: {what} is not a directory")]
     NotDir { path: PathBuf, what: PathBuf },
     #[error("{path}: {op} {what}: {errno}")]
-    Sys { path: PathBuf, op: &'static str, what: PathBuf, errno: Errno },
+    Sys {
+        path: PathBuf,
+        op: &'static str,
+        what: PathBuf,
+        errno: Errno,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -68,10 +73,22 @@ pub struct Root {
 impl Root {
     /// Opens `path` (a host path) as the root to resolve under.
     pub fn open(path: &Path) -> Result<Root> {
-        let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|errno| Error::Sys { path: path.to_path_buf(), op: "open", what: path.to_path_buf(), errno })?;
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| Error::Sys {
+            path: path.to_path_buf(),
+            op: "open",
+            what: path.to_path_buf(),
+            errno,
+        })?;
         // SAFETY: open returned a new fd that nothing else owns.
-        Ok(Root { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path: path.to_path_buf() })
+        Ok(Root {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn from_fd(fd: OwnedFd, path: PathBuf) -> Root {
@@ -123,7 +140,12 @@ impl Root {
     }
 
     fn sys(&self, path: &Path, op: &'static str, what: &Path, errno: Errno) -> Error {
-        Error::Sys { path: path.to_path_buf(), op, what: what.to_path_buf(), errno }
+        Error::Sys {
+            path: path.to_path_buf(),
+            op,
+            what: what.to_path_buf(),
+            errno,
+        }
     }
 
     fn walk(&self, path: &Path, create: Create, follow_last: bool) -> Result<OwnedFd> {
@@ -132,14 +154,18 @@ impl Root {
         let mut todo: Vec<OsString> = Vec::new();
         push_components(&mut todo, path);
         // The chain of directories from the root to where we are; `..` pops.
-        let mut stack: Vec<OwnedFd> = vec![dup_fd(&self.fd).map_err(|e| self.sys(path, "dup", &self.path, e))?];
+        let mut stack: Vec<OwnedFd> =
+            vec![dup_fd(&self.fd).map_err(|e| self.sys(path, "dup", &self.path, e))?];
         let mut walked = PathBuf::from("/");
         let mut links = 0;
 
         while let Some(name) = todo.pop() {
             if name == ".." {
                 if stack.len() == 1 {
-                    return Err(Error::Escapes { path: path.to_path_buf(), via: walked });
+                    return Err(Error::Escapes {
+                        path: path.to_path_buf(),
+                        via: walked,
+                    });
                 }
                 stack.pop();
                 walked.pop();
@@ -149,7 +175,11 @@ impl Root {
             let cur = stack.last().expect("stack always holds the root");
             let cname = cstring(&name);
             let here = walked.join(&name);
-            let st = match fstatat(Some(cur.as_raw_fd()), cname.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+            let st = match fstatat(
+                Some(cur.as_raw_fd()),
+                cname.as_c_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
                 Ok(st) => Some(st),
                 Err(Errno::ENOENT) => None,
                 Err(errno) => return Err(self.sys(path, "stat", &here, errno)),
@@ -169,7 +199,9 @@ impl Root {
             if kind == SFlag::S_IFLNK && (!last || follow_last) {
                 links += 1;
                 if links > MAX_SYMLINKS {
-                    return Err(Error::Loop { path: path.to_path_buf() });
+                    return Err(Error::Loop {
+                        path: path.to_path_buf(),
+                    });
                 }
                 let target = nix::fcntl::readlinkat(Some(cur.as_raw_fd()), cname.as_c_str())
                     .map_err(|errno| self.sys(path, "readlink", &here, errno))?;
@@ -182,16 +214,25 @@ impl Root {
                 continue;
             }
             if !last && kind != SFlag::S_IFDIR {
-                return Err(Error::NotDir { path: path.to_path_buf(), what: here });
+                return Err(Error::NotDir {
+                    path: path.to_path_buf(),
+                    what: here,
+                });
             }
             let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-            let raw = openat(Some(cur.as_raw_fd()), cname.as_c_str(), flags, Mode::empty())
-                .map_err(|errno| self.sys(path, "open", &here, errno))?;
+            let raw = openat(
+                Some(cur.as_raw_fd()),
+                cname.as_c_str(),
+                flags,
+                Mode::empty(),
+            )
+            .map_err(|errno| self.sys(path, "open", &here, errno))?;
             // SAFETY: openat returned a new fd that nothing else owns.
             let fd = unsafe { OwnedFd::from_raw_fd(raw) };
             // What we opened must be what we inspected; a swap in between is
             // an attack or a race we refuse to guess about.
-            let now = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|errno| self.sys(path, "stat", &here, errno))?;
+            let now = nix::sys::stat::fstat(fd.as_raw_fd())
+                .map_err(|errno| self.sys(path, "stat", &here, errno))?;
             if now.st_dev != st.st_dev || now.st_ino != st.st_ino {
                 return Err(self.sys(path, "open", &here, Errno::EAGAIN));
             }
@@ -212,14 +253,24 @@ impl Root {
     ) -> Result<()> {
         let res = match create {
             Create::No => Err(Errno::ENOENT),
-            Create::Dir(mode) => mkdirat(Some(dir.as_raw_fd()), name.as_c_str(), Mode::from_bits_truncate(mode)),
-            Create::File { dir_mode, .. } if !last => {
-                mkdirat(Some(dir.as_raw_fd()), name.as_c_str(), Mode::from_bits_truncate(dir_mode))
-            }
+            Create::Dir(mode) => mkdirat(
+                Some(dir.as_raw_fd()),
+                name.as_c_str(),
+                Mode::from_bits_truncate(mode),
+            ),
+            Create::File { dir_mode, .. } if !last => mkdirat(
+                Some(dir.as_raw_fd()),
+                name.as_c_str(),
+                Mode::from_bits_truncate(dir_mode),
+            ),
             Create::File { file_mode, .. } => openat(
                 Some(dir.as_raw_fd()),
                 name.as_c_str(),
-                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_WRONLY,
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC
+                    | OFlag::O_WRONLY,
                 Mode::from_bits_truncate(file_mode),
             )
             .map(|fd| {
@@ -228,7 +279,16 @@ impl Root {
         };
         match res {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
-            Err(errno) => Err(self.sys(path, if create == Create::No { "stat" } else { "create" }, here, errno)),
+            Err(errno) => Err(self.sys(
+                path,
+                if create == Create::No {
+                    "stat"
+                } else {
+                    "create"
+                },
+                here,
+                errno,
+            )),
         }
     }
 }
@@ -248,7 +308,8 @@ pub fn proc_fd_path(fd: RawFd) -> PathBuf {
 }
 
 fn dup_fd(fd: &OwnedFd) -> std::result::Result<OwnedFd, Errno> {
-    fd.try_clone().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)))
+    fd.try_clone()
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)))
 }
 
 fn cstring(name: &OsStr) -> CString {
@@ -317,7 +378,9 @@ mod tests {
         fs::create_dir_all(root.join("a")).unwrap();
         symlink("../../../../tmp", root.join("a/up")).unwrap();
         let r = Root::open(&root).unwrap();
-        let err = r.resolve_or_create(Path::new("/a/up/x"), Create::Dir(0o755)).unwrap_err();
+        let err = r
+            .resolve_or_create(Path::new("/a/up/x"), Create::Dir(0o755))
+            .unwrap_err();
         assert!(matches!(err, Error::Escapes { .. }), "{err}");
         assert!(r.resolve(Path::new("/../etc")).is_err());
         // Nothing was created outside.
@@ -332,7 +395,9 @@ mod tests {
         fs::create_dir_all(root.join("run")).unwrap();
         symlink("../run", root.join("var/run")).unwrap();
         let r = Root::open(&root).unwrap();
-        let fd = r.resolve_or_create(Path::new("/var/run/lock"), Create::Dir(0o755)).unwrap();
+        let fd = r
+            .resolve_or_create(Path::new("/var/run/lock"), Create::Dir(0o755))
+            .unwrap();
         assert_eq!(real(&fd), root.join("run/lock"));
     }
 
@@ -340,9 +405,17 @@ mod tests {
     fn creates_files_and_dirs() {
         let t = tempfile::tempdir().unwrap();
         let r = Root::open(t.path()).unwrap();
-        r.resolve_or_create(Path::new("/a/b/c"), Create::File { dir_mode: 0o755, file_mode: 0o644 }).unwrap();
+        r.resolve_or_create(
+            Path::new("/a/b/c"),
+            Create::File {
+                dir_mode: 0o755,
+                file_mode: 0o644,
+            },
+        )
+        .unwrap();
         assert!(t.path().join("a/b/c").is_file());
-        r.resolve_or_create(Path::new("d/e"), Create::Dir(0o700)).unwrap();
+        r.resolve_or_create(Path::new("d/e"), Create::Dir(0o700))
+            .unwrap();
         assert!(t.path().join("d/e").is_dir());
     }
 
@@ -352,7 +425,10 @@ mod tests {
         symlink("/b", t.path().join("a")).unwrap();
         symlink("/a", t.path().join("b")).unwrap();
         let r = Root::open(t.path()).unwrap();
-        assert!(matches!(r.resolve(Path::new("/a")).unwrap_err(), Error::Loop { .. }));
+        assert!(matches!(
+            r.resolve(Path::new("/a")).unwrap_err(),
+            Error::Loop { .. }
+        ));
     }
 
     #[test]
@@ -368,7 +444,10 @@ mod tests {
 
     #[test]
     fn split_last_works() {
-        assert_eq!(split_last(Path::new("/a/b")), Some((PathBuf::from("/a"), OsString::from("b"))));
+        assert_eq!(
+            split_last(Path::new("/a/b")),
+            Some((PathBuf::from("/a"), OsString::from("b")))
+        );
         assert_eq!(split_last(Path::new("/")), None);
         assert_eq!(split_last(Path::new("/a/..")), None);
     }

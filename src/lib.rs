@@ -8,5 +8,6 @@
 
 pub mod cgroups;
 pub mod inroot;
+pub mod linux;
 pub mod logging;
 pub mod runtime;

@@ -57,14 +57,16 @@ impl Visit for Fields {
         if field.name() == "message" {
             self.msg.push_str(value);
         } else {
-            self.extra.push((field.name().to_string(), value.to_string()));
+            self.extra
+                .push((field.name().to_string(), value.to_string()));
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
             let _ = write!(self.msg, "{value:?}");
         } else {
-            self.extra.push((field.name().to_string(), format!("{value:?}")));
+            self.extra
+                .push((field.name().to_string(), format!("{value:?}")));
         }
     }
 }
@@ -80,7 +82,13 @@ fn level_name(level: &Level) -> &'static str {
 }
 
 /// One formatted log line, newline included.
-pub fn format_line(format: Format, level: &str, msg: &str, extra: &[(String, String)], time: &str) -> String {
+pub fn format_line(
+    format: Format,
+    level: &str,
+    msg: &str,
+    extra: &[(String, String)],
+    time: &str,
+) -> String {
     match format {
         Format::Json => {
             let mut obj = serde_json::Map::new();
@@ -136,12 +144,23 @@ impl<S: Subscriber> Layer<S> for LineLayer {
 /// Installs the global logger. `file` None means stderr. Debug output is on
 /// with `debug` or `BERTH_LOG=debug`; otherwise warnings and errors only.
 pub fn init(file: Option<&Path>, format: Format, debug: bool) -> std::io::Result<()> {
-    let env_debug = std::env::var("BERTH_LOG").map(|v| v == "debug" || v == "trace").unwrap_or(false);
-    let max = if debug || env_debug { Level::DEBUG } else { Level::WARN };
+    let env_debug = std::env::var("BERTH_LOG")
+        .map(|v| v == "debug" || v == "trace")
+        .unwrap_or(false);
+    let max = if debug || env_debug {
+        Level::DEBUG
+    } else {
+        Level::WARN
+    };
     let sink = match file {
         None => Sink::Stderr,
         Some(p) => Sink::File(Mutex::new(
-            OpenOptions::new().create(true).append(true).custom_flags(libc::O_CLOEXEC).mode(0o600).open(p)?,
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .mode(0o600)
+                .open(p)?,
         )),
     };
     let layer = LineLayer { sink, format, max };
@@ -156,7 +175,13 @@ mod tests {
 
     #[test]
     fn json_line_has_runc_fields() {
-        let line = format_line(Format::Json, "error", "boom \"x\"", &[], "2024-01-01T00:00:00Z");
+        let line = format_line(
+            Format::Json,
+            "error",
+            "boom \"x\"",
+            &[],
+            "2024-01-01T00:00:00Z",
+        );
         let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
         assert_eq!(v["level"], "error");
         assert_eq!(v["msg"], "boom \"x\"");
@@ -166,7 +191,13 @@ mod tests {
 
     #[test]
     fn text_line_is_logrus_shaped() {
-        let line = format_line(Format::Text, "warning", "a b", &[("id".into(), "c1".into())], "T");
+        let line = format_line(
+            Format::Text,
+            "warning",
+            "a b",
+            &[("id".into(), "c1".into())],
+            "T",
+        );
         assert_eq!(line, "time=\"T\" level=warning msg=\"a b\" id=\"c1\"\n");
     }
 }

@@ -57,7 +57,10 @@ impl Hierarchy {
                 })
                 .map(|(_, p)| p.clone()),
         };
-        match mine.as_deref().and_then(|m| m.strip_prefix(&self.root).ok()) {
+        match mine
+            .as_deref()
+            .and_then(|m| m.strip_prefix(&self.root).ok())
+        {
             Some(rel) => self.mount_point.join(rel),
             None => self.mount_point.clone(),
         }
@@ -85,7 +88,9 @@ impl Hierarchies {
     pub fn parse(text: &str) -> Hierarchies {
         let mut list: Vec<Hierarchy> = Vec::new();
         for line in text.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else { continue };
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
             let pre: Vec<&str> = pre.split(' ').collect();
             let post: Vec<&str> = post.split(' ').collect();
             if pre.len() < 5 || post.len() < 3 {
@@ -98,8 +103,14 @@ impl Hierarchies {
                     let cs: Vec<String> = post[2]
                         .split(',')
                         .filter(|o| {
-                            !matches!(*o, "rw" | "ro" | "clone_children" | "noprefix" | "xattr" | "cpuset_v2_mode")
-                                && !o.starts_with("release_agent=")
+                            !matches!(
+                                *o,
+                                "rw" | "ro"
+                                    | "clone_children"
+                                    | "noprefix"
+                                    | "xattr"
+                                    | "cpuset_v2_mode"
+                            ) && !o.starts_with("release_agent=")
                         })
                         .map(str::to_string)
                         .collect();
@@ -113,7 +124,11 @@ impl Hierarchies {
             if list.iter().any(|h| h.kind == kind) {
                 continue;
             }
-            list.push(Hierarchy { kind, mount_point: PathBuf::from(mount_point), root: PathBuf::from(root) });
+            list.push(Hierarchy {
+                kind,
+                mount_point: PathBuf::from(mount_point),
+                root: PathBuf::from(root),
+            });
         }
         Hierarchies { list }
     }
@@ -124,7 +139,10 @@ impl Hierarchies {
 
     pub fn layout(&self) -> Layout {
         let v2 = self.list.iter().any(|h| h.kind == HierarchyKind::V2);
-        let v1 = self.list.iter().any(|h| matches!(h.kind, HierarchyKind::V1(_)));
+        let v1 = self
+            .list
+            .iter()
+            .any(|h| matches!(h.kind, HierarchyKind::V1(_)));
         match (v1, v2) {
             (true, true) => Layout::Hybrid,
             (false, true) => Layout::Unified,
@@ -150,8 +168,11 @@ pub(super) struct OwnCgroups {
 }
 
 pub(super) fn own_cgroups() -> Result<OwnCgroups> {
-    let text = fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| Error::Io { op: "read", path: PathBuf::from("/proc/self/cgroup"), source: e })?;
+    let text = fs::read_to_string("/proc/self/cgroup").map_err(|e| Error::Io {
+        op: "read",
+        path: PathBuf::from("/proc/self/cgroup"),
+        source: e,
+    })?;
     Ok(parse_own(&text))
 }
 
@@ -159,7 +180,8 @@ fn parse_own(text: &str) -> OwnCgroups {
     let mut own = OwnCgroups::default();
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
-        let (Some(_id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(_id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
             continue;
         };
         if ctrls.is_empty() {
@@ -177,7 +199,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -217,17 +242,29 @@ pub(crate) mod tests {
         let h = Hierarchies::parse(HYBRID);
         assert_eq!(h.layout(), Layout::Hybrid);
         assert_eq!(h.all().len(), 5);
-        assert_eq!(h.v1_for("memory").unwrap().mount_point, PathBuf::from("/sys/fs/cgroup/memory"));
-        assert_eq!(h.v1_for("cpuset").unwrap().kind, HierarchyKind::V1(vec!["cpuset".into()]));
+        assert_eq!(
+            h.v1_for("memory").unwrap().mount_point,
+            PathBuf::from("/sys/fs/cgroup/memory")
+        );
+        assert_eq!(
+            h.v1_for("cpuset").unwrap().kind,
+            HierarchyKind::V1(vec!["cpuset".into()])
+        );
         assert!(h.v1_for("name=systemd").is_some());
-        assert_eq!(h.v2().unwrap().mount_point, PathBuf::from("/sys/fs/cgroup/unified"));
+        assert_eq!(
+            h.v2().unwrap().mount_point,
+            PathBuf::from("/sys/fs/cgroup/unified")
+        );
     }
 
     #[test]
     fn parses_unified_and_legacy() {
-        let u = Hierarchies::parse("30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
+        let u =
+            Hierarchies::parse("30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
         assert_eq!(u.layout(), Layout::Unified);
-        let l = Hierarchies::parse("32 31 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n");
+        let l = Hierarchies::parse(
+            "32 31 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n",
+        );
         assert_eq!(l.layout(), Layout::Legacy);
         assert!(l.v1_for("cpuacct").is_some());
     }
@@ -241,7 +278,11 @@ pub(crate) mod tests {
             root: "/".into(),
         };
         assert_eq!(h.own_dir(&own), PathBuf::from("/sys/fs/cgroup/cpu/user/b"));
-        let v2 = Hierarchy { kind: HierarchyKind::V2, mount_point: "/cg".into(), root: "/user".into() };
+        let v2 = Hierarchy {
+            kind: HierarchyKind::V2,
+            mount_point: "/cg".into(),
+            root: "/user".into(),
+        };
         assert_eq!(v2.own_dir(&own), PathBuf::from("/cg/c"));
     }
 

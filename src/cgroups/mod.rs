@@ -9,6 +9,7 @@
 //! decision is per controller, not per host.
 
 mod hierarchy;
+mod resources;
 
 pub use hierarchy::{Hierarchies, Hierarchy, HierarchyKind, Layout, v2_controllers};
 
@@ -32,17 +33,29 @@ pub enum Error {
     #[error("cgroup: invalid cgroupsPath {path:?}: {why}")]
     InvalidPath { path: String, why: &'static str },
     #[error("cgroup: {op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cgroup: {path} still has processes after {waited_ms} ms")]
     Busy { path: PathBuf, waited_ms: u128 },
-    #[error("cgroup: the systemd cgroup driver was asked for, but systemd is not running here (no /run/systemd/system); drop --systemd-cgroup")]
+    #[error("cgroup: cannot apply {what}: {why}")]
+    Unsupported { what: String, why: String },
+    #[error(
+        "cgroup: the systemd cgroup driver was asked for, but systemd is not running here (no /run/systemd/system); drop --systemd-cgroup"
+    )]
     NoSystemd,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The parent of containers that name no cgroupsPath.
@@ -78,9 +91,16 @@ impl Cgroup {
         };
         let rel = clean_relative(&path)?;
         if rel.as_os_str().is_empty() {
-            return Err(Error::InvalidPath { path, why: "it names the root cgroup" });
+            return Err(Error::InvalidPath {
+                path,
+                why: "it names the root cgroup",
+            });
         }
-        let own = if relative { Some(hierarchy::own_cgroups()?) } else { None };
+        let own = if relative {
+            Some(hierarchy::own_cgroups()?)
+        } else {
+            None
+        };
         let dirs = hier
             .all()
             .iter()
@@ -89,7 +109,11 @@ impl Cgroup {
                     Some(own) => h.own_dir(own),
                     None => h.mount_point.clone(),
                 };
-                CgroupDir { kind: h.kind.clone(), dir: base.join(&rel), created: Vec::new() }
+                CgroupDir {
+                    kind: h.kind.clone(),
+                    dir: base.join(&rel),
+                    created: Vec::new(),
+                }
             })
             .collect();
         Ok(Cgroup { path, dirs })
@@ -117,10 +141,16 @@ impl Cgroup {
         };
         let fd = nix::fcntl::open(
             &d.dir,
-            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
-        .map_err(|e| Error::Io { op: "open", path: d.dir.clone(), source: e.into() })?;
+        .map_err(|e| Error::Io {
+            op: "open",
+            path: d.dir.clone(),
+            source: e.into(),
+        })?;
         // SAFETY: open returned a new fd that nothing else owns.
         Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
@@ -142,12 +172,17 @@ impl Cgroup {
     fn procs_dir(&self) -> Option<&CgroupDir> {
         // Every hierarchy holds the same processes; prefer v2 (one file, and
         // it covers threads moved by the container into sub-cgroups too).
-        self.dirs.iter().find(|d| d.kind == HierarchyKind::V2).or_else(|| self.dirs.first())
+        self.dirs
+            .iter()
+            .find(|d| d.kind == HierarchyKind::V2)
+            .or_else(|| self.dirs.first())
     }
 
     /// Every process in the container's cgroup (sub-cgroups included).
     pub fn pids(&self) -> Result<Vec<Pid>> {
-        let Some(d) = self.procs_dir() else { return Ok(Vec::new()) };
+        let Some(d) = self.procs_dir() else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         collect_pids(&d.dir, &mut out)?;
         out.sort();
@@ -160,7 +195,13 @@ impl Cgroup {
         for pid in self.pids()? {
             match nix::sys::signal::kill(pid, sig) {
                 Ok(()) | Err(Errno::ESRCH) => {}
-                Err(e) => return Err(Error::Io { op: "kill", path: PathBuf::from(pid.to_string()), source: e.into() }),
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "kill",
+                        path: PathBuf::from(pid.to_string()),
+                        source: e.into(),
+                    });
+                }
             }
         }
         Ok(())
@@ -171,12 +212,22 @@ impl Cgroup {
     pub fn remove_within(&self, wait: Duration) -> Result<()> {
         let start = Instant::now();
         let mut first_err = None;
+        // The default parent (/berth) is shared by every container without a
+        // cgroupsPath: whoever leaves it empty removes it, so none is left.
+        let default_parent = self.path.starts_with(&format!("/{DEFAULT_PARENT}/"));
         for d in &self.dirs {
             if let Err(e) = d.remove(start, wait) {
                 first_err.get_or_insert(e);
+            } else if default_parent && let Some(parent) = d.dir.parent() {
+                let _ = fs::remove_dir(parent);
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Whether the container's directory still exists in some hierarchy.
+    pub fn exists(&self) -> bool {
+        self.dirs.iter().any(|d| d.dir.exists())
     }
 
     pub fn remove(&self) -> Result<()> {
@@ -211,9 +262,17 @@ impl CgroupDir {
         if self.kind == HierarchyKind::V2 {
             // Controllers must be enabled in each ancestor's subtree_control
             // for the leaf to have their files.
-            let mut anc: Vec<PathBuf> = self.dir.ancestors().skip(1).map(Path::to_path_buf).collect();
+            let mut anc: Vec<PathBuf> = self
+                .dir
+                .ancestors()
+                .skip(1)
+                .map(Path::to_path_buf)
+                .collect();
             anc.reverse();
-            for a in anc.iter().filter(|a| a.join("cgroup.subtree_control").exists()) {
+            for a in anc
+                .iter()
+                .filter(|a| a.join("cgroup.subtree_control").exists())
+            {
                 if missing.iter().any(|m| m == a) {
                     self.mkdir(a)?;
                 }
@@ -238,7 +297,11 @@ impl CgroupDir {
                 Ok(())
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(Error::Io { op: "mkdir", path: dir.to_path_buf(), source: e }),
+            Err(e) => Err(Error::Io {
+                op: "mkdir",
+                path: dir.to_path_buf(),
+                source: e,
+            }),
         }
     }
 
@@ -250,8 +313,18 @@ impl CgroupDir {
             // using them, which is fine.
             match fs::remove_dir(dir) {
                 Ok(()) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EBUSY | libc::ENOTEMPTY)) => {}
-                Err(e) => return Err(Error::Io { op: "rmdir", path: dir.clone(), source: e }),
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::EBUSY | libc::ENOTEMPTY)
+                    ) => {}
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "rmdir",
+                        path: dir.clone(),
+                        source: e,
+                    });
+                }
             }
         }
         Ok(())
@@ -262,7 +335,13 @@ fn remove_tree(dir: &Path, start: Instant, wait: Duration) -> Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::Io { op: "read", path: dir.to_path_buf(), source: e }),
+        Err(e) => {
+            return Err(Error::Io {
+                op: "read",
+                path: dir.to_path_buf(),
+                source: e,
+            });
+        }
     };
     for entry in entries.flatten() {
         if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -278,9 +357,18 @@ fn remove_tree(dir: &Path, start: Instant, wait: Duration) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(2));
             }
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                return Err(Error::Busy { path: dir.to_path_buf(), waited_ms: start.elapsed().as_millis() });
+                return Err(Error::Busy {
+                    path: dir.to_path_buf(),
+                    waited_ms: start.elapsed().as_millis(),
+                });
             }
-            Err(e) => return Err(Error::Io { op: "rmdir", path: dir.to_path_buf(), source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "rmdir",
+                    path: dir.to_path_buf(),
+                    source: e,
+                });
+            }
         }
     }
 }
@@ -290,9 +378,19 @@ fn collect_pids(dir: &Path, out: &mut Vec<Pid>) -> Result<()> {
     let text = match fs::read_to_string(&procs) {
         Ok(t) => t,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::Io { op: "read", path: procs, source: e }),
+        Err(e) => {
+            return Err(Error::Io {
+                op: "read",
+                path: procs,
+                source: e,
+            });
+        }
     };
-    out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()).map(Pid::from_raw));
+    out.extend(
+        text.lines()
+            .filter_map(|l| l.trim().parse::<i32>().ok())
+            .map(Pid::from_raw),
+    );
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -308,16 +406,67 @@ fn collect_pids(dir: &Path, out: &mut Vec<Pid>) -> Result<()> {
 pub fn is_frozen(cg: &Cgroup) -> bool {
     cg.dirs.iter().any(|d| match &d.kind {
         HierarchyKind::V1(cs) if cs.iter().any(|c| c == "freezer") => {
-            fs::read_to_string(d.dir.join("freezer.state")).map(|s| s.trim() == "FROZEN").unwrap_or(false)
+            fs::read_to_string(d.dir.join("freezer.state"))
+                .map(|s| s.trim() == "FROZEN")
+                .unwrap_or(false)
         }
-        HierarchyKind::V2 => fs::read_to_string(d.dir.join("cgroup.freeze")).map(|s| s.trim() == "1").unwrap_or(false),
+        HierarchyKind::V2 => fs::read_to_string(d.dir.join("cgroup.freeze"))
+            .map(|s| s.trim() == "1")
+            .unwrap_or(false),
         _ => false,
     })
 }
 
+/// Freezes (`pause`) or thaws (`resume`) every process of the container: the
+/// v1 freezer where it is mounted, else v2's cgroup.freeze.
+pub fn set_frozen(cg: &Cgroup, frozen: bool) -> Result<()> {
+    if let Some(d) = cg.dirs.iter().find(|d| d.kind.has_controller("freezer")) {
+        write_file(
+            &d.dir.join("freezer.state"),
+            if frozen { "FROZEN" } else { "THAWED" },
+        )?;
+        if frozen {
+            // FREEZING means still in progress: wait for FROZEN.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while fs::read_to_string(d.dir.join("freezer.state"))
+                .map(|s| s.trim() == "FREEZING")
+                .unwrap_or(false)
+            {
+                if Instant::now() > deadline {
+                    let _ = write_file(&d.dir.join("freezer.state"), "THAWED");
+                    return Err(Error::Busy {
+                        path: d.dir.clone(),
+                        waited_ms: 5000,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        return Ok(());
+    }
+    if let Some(d) = cg.dirs.iter().find(|d| d.kind == HierarchyKind::V2) {
+        return write_file(&d.dir.join("cgroup.freeze"), if frozen { "1" } else { "0" });
+    }
+    Err(Error::Unsupported {
+        what: "pause".into(),
+        why: "no freezer on this host (neither v1 freezer nor cgroup v2)".into(),
+    })
+}
+
+/// Thaws, tolerating a cgroup that is already gone.
+pub fn thaw(cg: &Cgroup) -> Result<()> {
+    if !cg.exists() || !is_frozen(cg) {
+        return Ok(());
+    }
+    set_frozen(cg, false)
+}
+
 /// Writes `value` to a cgroup file in one write(2), as the kernel wants.
 pub fn write_file(path: &Path, value: &str) -> Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).open(path).map_err(io("open", path))?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io("open", path))?;
     f.write_all(value.as_bytes()).map_err(io("write", path))
 }
 
@@ -325,8 +474,11 @@ fn enable_subtree_controllers(dir: &Path) -> Result<()> {
     let available = fs::read_to_string(dir.join("cgroup.controllers")).map_err(io("read", dir))?;
     let enabled = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
     let enabled: Vec<&str> = enabled.split_whitespace().collect();
-    let want: Vec<String> =
-        available.split_whitespace().filter(|c| !enabled.contains(c)).map(|c| format!("+{c}")).collect();
+    let want: Vec<String> = available
+        .split_whitespace()
+        .filter(|c| !enabled.contains(c))
+        .map(|c| format!("+{c}"))
+        .collect();
     if want.is_empty() {
         return Ok(());
     }
@@ -334,7 +486,9 @@ fn enable_subtree_controllers(dir: &Path) -> Result<()> {
 }
 
 fn seed_cpuset(dir: &Path) -> Result<()> {
-    let Some(parent) = dir.parent() else { return Ok(()) };
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
     for file in ["cpuset.cpus", "cpuset.mems"] {
         let mine = fs::read_to_string(dir.join(file)).unwrap_or_default();
         if mine.trim().is_empty() {
@@ -348,12 +502,18 @@ fn seed_cpuset(dir: &Path) -> Result<()> {
 /// Turns a cgroupsPath into a relative path with no `..`, `.` or empty parts.
 fn clean_relative(path: &str) -> Result<PathBuf> {
     if path.contains('\0') {
-        return Err(Error::InvalidPath { path: path.into(), why: "it contains a NUL byte" });
+        return Err(Error::InvalidPath {
+            path: path.into(),
+            why: "it contains a NUL byte",
+        });
     }
     let mut out = PathBuf::new();
     for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
         if part == ".." {
-            return Err(Error::InvalidPath { path: path.into(), why: "'..' is not allowed" });
+            return Err(Error::InvalidPath {
+                path: path.into(),
+                why: "'..' is not allowed",
+            });
         }
         out.push(part);
     }
@@ -384,8 +544,16 @@ mod tests {
         let h = Hierarchies::parse(hierarchy::tests::HYBRID);
         let cg = Cgroup::plan(&h, None, "c1").unwrap();
         assert_eq!(cg.path, "/berth/c1");
-        assert!(cg.dirs.iter().any(|d| d.dir == Path::new("/sys/fs/cgroup/memory/berth/c1")));
-        assert!(cg.dirs.iter().any(|d| d.dir == Path::new("/sys/fs/cgroup/unified/berth/c1")));
+        assert!(
+            cg.dirs
+                .iter()
+                .any(|d| d.dir == Path::new("/sys/fs/cgroup/memory/berth/c1"))
+        );
+        assert!(
+            cg.dirs
+                .iter()
+                .any(|d| d.dir == Path::new("/sys/fs/cgroup/unified/berth/c1"))
+        );
         assert!(Cgroup::plan(&h, Some("/"), "c1").is_err());
     }
 }

@@ -1,7 +1,20 @@
 //! The OCI runtime: a bundle's config.json → a [`plan::Plan`] → a container
 //! made of namespaces, mounts, a cgroup and a process.
 
+pub mod console;
+pub mod container;
+pub mod default_spec;
+pub mod exec_stub;
+pub mod foreground;
+pub mod hooks;
+pub mod init;
 pub mod mount_options;
+pub mod namespaces;
 pub mod plan;
+pub mod process;
+pub mod rootfs;
 pub mod state;
 pub mod sync;
+
+/// The runtime-spec version we implement and report.
+pub const SPEC_VERSION: &str = "1.2.0";

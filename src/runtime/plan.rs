@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{
-    Hooks, LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, LinuxResources, LinuxSeccomp, PosixRlimitType, Spec,
+    Hooks, LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, LinuxResources, LinuxSeccomp,
+    PosixRlimitType, Spec,
 };
 
 use super::mount_options::{self, Options};
@@ -17,9 +18,15 @@ use super::mount_options::{self, Options};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid {path}: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("invalid config: {0}")]
     Invalid(String),
 }
@@ -44,8 +51,16 @@ pub enum NsKind {
 }
 
 impl NsKind {
-    pub const ALL: [NsKind; 8] =
-        [NsKind::User, NsKind::Mount, NsKind::Pid, NsKind::Net, NsKind::Ipc, NsKind::Uts, NsKind::Cgroup, NsKind::Time];
+    pub const ALL: [NsKind; 8] = [
+        NsKind::User,
+        NsKind::Mount,
+        NsKind::Pid,
+        NsKind::Net,
+        NsKind::Ipc,
+        NsKind::Uts,
+        NsKind::Cgroup,
+        NsKind::Time,
+    ];
 
     pub fn clone_flag(self) -> CloneFlags {
         match self {
@@ -101,14 +116,19 @@ impl Namespaces {
         self.new.contains(&k)
     }
     pub fn joins(&self, k: NsKind) -> Option<&Path> {
-        self.join.iter().find(|(j, _)| *j == k).map(|(_, p)| p.as_path())
+        self.join
+            .iter()
+            .find(|(j, _)| *j == k)
+            .map(|(_, p)| p.as_path())
     }
     /// Whether the container has its own namespace of this kind (new or joined).
     pub fn has(&self, k: NsKind) -> bool {
         self.creates(k) || self.joins(k).is_some()
     }
     pub fn new_flags(&self) -> CloneFlags {
-        self.new.iter().fold(CloneFlags::empty(), |f, k| f | k.clone_flag())
+        self.new
+            .iter()
+            .fold(CloneFlags::empty(), |f, k| f | k.clone_flag())
     }
 }
 
@@ -210,7 +230,10 @@ pub struct Plan {
 /// Reads `<bundle>/config.json`.
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let text = std::fs::read(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+    let text = std::fs::read(&path).map_err(|source| Error::Read {
+        path: path.clone(),
+        source,
+    })?;
     serde_json::from_slice(&text).map_err(|source| Error::Parse { path, source })
 }
 
@@ -219,12 +242,18 @@ impl Plan {
     pub fn from_spec(spec: &Spec, bundle: &Path) -> Result<Plan> {
         let root = match spec.root() {
             Some(r) => r,
-            None => return invalid("root is required (root.path names the container's filesystem)"),
+            None => {
+                return invalid("root is required (root.path names the container's filesystem)");
+            }
         };
         if root.path().as_os_str().is_empty() {
             return invalid("root.path is empty");
         }
-        let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
+        let rootfs = if root.path().is_absolute() {
+            root.path().clone()
+        } else {
+            bundle.join(root.path())
+        };
 
         let linux = spec.linux().clone().unwrap_or_default();
         let namespaces = plan_namespaces(&linux)?;
@@ -233,12 +262,14 @@ impl Plan {
         let gid_mappings = linux.gid_mappings().clone().unwrap_or_default();
         if namespaces.creates(NsKind::User) {
             if uid_mappings.is_empty() || gid_mappings.is_empty() {
-                return invalid("a new user namespace needs linux.uidMappings and linux.gidMappings");
+                return invalid(
+                    "a new user namespace needs linux.uidMappings and linux.gidMappings",
+                );
             }
-        } else if !uid_mappings.is_empty() || !gid_mappings.is_empty() {
-            if namespaces.joins(NsKind::User).is_none() {
-                return invalid("linux.uidMappings/gidMappings are set but there is no user namespace");
-            }
+        } else if (!uid_mappings.is_empty() || !gid_mappings.is_empty())
+            && namespaces.joins(NsKind::User).is_none()
+        {
+            return invalid("linux.uidMappings/gidMappings are set but there is no user namespace");
         }
         for m in uid_mappings.iter().chain(gid_mappings.iter()) {
             if m.size() == 0 {
@@ -249,31 +280,50 @@ impl Plan {
         let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
         let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
         if (hostname.is_some() || domainname.is_some()) && !namespaces.has(NsKind::Uts) {
-            return invalid("hostname/domainname need a uts namespace (add {\"type\": \"uts\"} to linux.namespaces)");
+            return invalid(
+                "hostname/domainname need a uts namespace (add {\"type\": \"uts\"} to linux.namespaces)",
+            );
         }
 
         let mut mounts = Vec::new();
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
             let dest = m.destination();
             if !dest.is_absolute() {
-                return invalid(format!("mounts[{i}].destination {dest:?} must be an absolute path"));
+                return invalid(format!(
+                    "mounts[{i}].destination {dest:?} must be an absolute path"
+                ));
             }
             let options = mount_options::parse(m.options().as_deref().unwrap_or(&[]))
                 .map_err(|e| Error::Invalid(format!("mounts[{i}] ({}): {e}", dest.display())))?;
             let fstype = m.typ().clone().unwrap_or_default();
-            let mut plan = MountPlan { destination: dest.clone(), fstype, source: m.source().clone(), options };
+            let mut plan = MountPlan {
+                destination: dest.clone(),
+                fstype,
+                source: m.source().clone(),
+                options,
+            };
             if plan.fstype.is_empty() && !plan.options.is_bind() {
-                return invalid(format!("mounts[{i}] ({}) has no type and is not a bind mount", dest.display()));
+                return invalid(format!(
+                    "mounts[{i}] ({}) has no type and is not a bind mount",
+                    dest.display()
+                ));
             }
             if plan.is_bind() {
                 plan.options.flags |= MsFlags::MS_BIND;
                 match &plan.source {
-                    None => return invalid(format!("mounts[{i}] ({}): a bind mount needs a source", dest.display())),
+                    None => {
+                        return invalid(format!(
+                            "mounts[{i}] ({}): a bind mount needs a source",
+                            dest.display()
+                        ));
+                    }
                     Some(s) if !s.is_absolute() => plan.source = Some(bundle.join(s)),
                     Some(_) => {}
                 }
             }
-            if matches!(plan.fstype.as_str(), "proc" | "sysfs") && plan.destination.components().count() < 2 {
+            if matches!(plan.fstype.as_str(), "proc" | "sysfs")
+                && plan.destination.components().count() < 2
+            {
                 return invalid(format!("mounts[{i}]: cannot mount {} on /", plan.fstype));
             }
             mounts.push(plan);
@@ -285,15 +335,23 @@ impl Plan {
             None | Some("") => None,
             Some(p) => match mount_options::parse_propagation(p) {
                 Some(f) => Some(f),
-                None => return invalid(format!("linux.rootfsPropagation {p:?} is not a propagation mode")),
+                None => {
+                    return invalid(format!(
+                        "linux.rootfsPropagation {p:?} is not a propagation mode"
+                    ));
+                }
             },
         };
 
         let masked_paths = abs_paths("linux.maskedPaths", linux.masked_paths().as_deref())?;
         let readonly_paths = abs_paths("linux.readonlyPaths", linux.readonly_paths().as_deref())?;
 
-        let mut sysctl: Vec<(String, String)> =
-            linux.sysctl().clone().unwrap_or_default().into_iter().collect();
+        let mut sysctl: Vec<(String, String)> = linux
+            .sysctl()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         sysctl.sort();
         for (k, _) in &sysctl {
             check_sysctl(k, &namespaces)?;
@@ -316,7 +374,9 @@ impl Plan {
         }
         for (clock, _, _) in &time_offsets {
             if clock != "monotonic" && clock != "boottime" {
-                return invalid(format!("linux.timeOffsets: unknown clock {clock:?} (monotonic or boottime)"));
+                return invalid(format!(
+                    "linux.timeOffsets: unknown clock {clock:?} (monotonic or boottime)"
+                ));
             }
         }
 
@@ -338,7 +398,10 @@ impl Plan {
             sysctl,
             process,
             hooks: spec.hooks().clone().unwrap_or_default(),
-            cgroups_path: linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned()),
+            cgroups_path: linux
+                .cgroups_path()
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
             resources: linux.resources().clone(),
             seccomp: linux.seccomp().clone(),
             annotations: spec.annotations().clone().unwrap_or_default(),
@@ -370,7 +433,10 @@ fn plan_namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces> {
     for n in linux.namespaces().iter().flatten() {
         let kind = NsKind::from_spec(n.typ());
         if !seen.insert(kind) {
-            return invalid(format!("namespace {:?} is listed twice in linux.namespaces", kind.proc_name()));
+            return invalid(format!(
+                "namespace {:?} is listed twice in linux.namespaces",
+                kind.proc_name()
+            ));
         }
         match n.path() {
             Some(p) if !p.as_os_str().is_empty() => {
@@ -390,16 +456,24 @@ fn plan_devices(linux: &oci_spec::runtime::Linux) -> Result<Vec<DevicePlan>> {
     for d in linux.devices().iter().flatten() {
         let path = d.path();
         if !path.is_absolute() || !path.starts_with("/dev") {
-            return invalid(format!("linux.devices: {path:?} must be an absolute path under /dev"));
+            return invalid(format!(
+                "linux.devices: {path:?} must be an absolute path under /dev"
+            ));
         }
         let kind = match d.typ() {
             LinuxDeviceType::C | LinuxDeviceType::U => DeviceKind::Char,
             LinuxDeviceType::B => DeviceKind::Block,
             LinuxDeviceType::P => DeviceKind::Fifo,
-            LinuxDeviceType::A => return invalid(format!("linux.devices: {path:?} has type \"a\", which is not a device")),
+            LinuxDeviceType::A => {
+                return invalid(format!(
+                    "linux.devices: {path:?} has type \"a\", which is not a device"
+                ));
+            }
         };
         if d.major() < 0 || d.minor() < 0 {
-            return invalid(format!("linux.devices: {path:?} has a negative major or minor number"));
+            return invalid(format!(
+                "linux.devices: {path:?} has a negative major or minor number"
+            ));
         }
         out.push(DevicePlan {
             path: path.clone(),
@@ -429,8 +503,16 @@ fn abs_paths(what: &str, paths: Option<&[String]>) -> Result<Vec<PathBuf>> {
 /// container's own (as runc's validator does); otherwise they would change
 /// the host.
 pub fn check_sysctl(key: &str, ns: &Namespaces) -> Result<()> {
-    let ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
-        "kernel.shmmni", "kernel.shm_rmid_forced"];
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
     if key.contains("..") || key.contains('\0') || key.starts_with('/') {
         return invalid(format!("sysctl {key:?} is not a valid name"));
     }
@@ -452,7 +534,9 @@ pub fn check_sysctl(key: &str, ns: &Namespaces) -> Result<()> {
         }
         return invalid(format!("sysctl {key:?} needs a uts namespace"));
     }
-    invalid(format!("sysctl {key:?} is not namespaced; setting it would change the host"))
+    invalid(format!(
+        "sysctl {key:?} is not namespaced; setting it would change the host"
+    ))
 }
 
 fn plan_process(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
@@ -461,7 +545,10 @@ fn plan_process(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
         return invalid("process.args must name a program");
     }
     if !p.cwd().is_absolute() {
-        return invalid(format!("process.cwd {:?} must be an absolute path", p.cwd()));
+        return invalid(format!(
+            "process.cwd {:?} must be an absolute path",
+            p.cwd()
+        ));
     }
     let env = p.env().clone().unwrap_or_default();
     for e in &env {
@@ -486,14 +573,23 @@ fn plan_process(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
             return invalid(format!("process.rlimits: {:?} is listed twice", r.typ()));
         }
         if r.soft() > r.hard() {
-            return invalid(format!("process.rlimits: {:?} has soft {} above hard {}", r.typ(), r.soft(), r.hard()));
+            return invalid(format!(
+                "process.rlimits: {:?} has soft {} above hard {}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            ));
         }
-        rlimits.push(Rlimit { resource: r.typ(), soft: r.soft(), hard: r.hard() });
+        rlimits.push(Rlimit {
+            resource: r.typ(),
+            soft: r.soft(),
+            hard: r.hard(),
+        });
     }
-    if let Some(adj) = p.oom_score_adj() {
-        if !(-1000..=1000).contains(&adj) {
-            return invalid(format!("process.oomScoreAdj {adj} is outside -1000..1000"));
-        }
+    if let Some(adj) = p.oom_score_adj()
+        && !(-1000..=1000).contains(&adj)
+    {
+        return invalid(format!("process.oomScoreAdj {adj} is outside -1000..1000"));
     }
     let user = p.user();
     Ok(ProcessPlan {
@@ -505,7 +601,9 @@ fn plan_process(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
         umask: user.umask(),
         terminal: p.terminal().unwrap_or(false),
-        console_size: p.console_size().map(|b| (b.height() as u16, b.width() as u16)),
+        console_size: p
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16)),
         caps,
         rlimits,
         no_new_privileges: p.no_new_privileges().unwrap_or(false),
@@ -544,7 +642,10 @@ mod tests {
     fn minimal_plan() {
         let p = Plan::from_spec(&spec(MINIMAL), Path::new("/b")).unwrap();
         assert_eq!(p.rootfs, PathBuf::from("/b/rootfs"));
-        assert_eq!(p.namespaces.new, vec![NsKind::Pid, NsKind::Mount, NsKind::Uts]);
+        assert_eq!(
+            p.namespaces.new,
+            vec![NsKind::Pid, NsKind::Mount, NsKind::Uts]
+        );
         assert_eq!(p.hostname.as_deref(), Some("h"));
         assert_eq!(p.process.unwrap().args, vec!["sh"]);
     }
@@ -578,7 +679,10 @@ mod tests {
 
     #[test]
     fn unknown_capability_is_an_error() {
-        let s = MINIMAL.replace(r#""args":["sh"]"#, r#""args":["sh"],"capabilities":{"bounding":["CAP_TEST"]}"#);
+        let s = MINIMAL.replace(
+            r#""args":["sh"]"#,
+            r#""args":["sh"],"capabilities":{"bounding":["CAP_TEST"]}"#,
+        );
         // oci-spec already refuses the name while parsing.
         let parsed = serde_json::from_str::<Spec>(&s);
         match parsed {
@@ -595,7 +699,10 @@ mod tests {
 
     #[test]
     fn sysctl_rules() {
-        let ns = Namespaces { new: vec![NsKind::Net], join: vec![] };
+        let ns = Namespaces {
+            new: vec![NsKind::Net],
+            join: vec![],
+        };
         assert!(check_sysctl("net.ipv4.ip_forward", &ns).is_ok());
         assert!(check_sysctl("kernel.shmmax", &ns).is_err());
         assert!(check_sysctl("vm.swappiness", &ns).is_err());

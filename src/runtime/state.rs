@@ -16,16 +16,25 @@ use crate::cgroups::Cgroup;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("container id {0:?} is invalid: use letters, digits, '_', '-', '+' and '.' (not starting with '.')")]
+    #[error(
+        "container id {0:?} is invalid: use letters, digits, '_', '-', '+' and '.' (not starting with '.')"
+    )]
     BadId(String),
     #[error("container \"{0}\" does not exist")]
     NotFound(String),
     #[error("container \"{0}\" already exists")]
     Exists(String),
     #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Corrupt { path: PathBuf, source: serde_json::Error },
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -113,7 +122,11 @@ impl Record {
     /// The status now: the recorded one, corrected by whether init lives.
     pub fn live_status(&self) -> Status {
         if self.pid <= 0 {
-            return if self.status == Status::Creating { Status::Creating } else { Status::Stopped };
+            return if self.status == Status::Creating {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
         }
         if !process_alive(self.pid, self.pid_start) {
             return Status::Stopped;
@@ -126,7 +139,10 @@ impl Record {
     }
 
     fn is_frozen(&self) -> bool {
-        self.cgroup.as_ref().map(crate::cgroups::is_frozen).unwrap_or(false)
+        self.cgroup
+            .as_ref()
+            .map(crate::cgroups::is_frozen)
+            .unwrap_or(false)
     }
 
     pub fn oci_state(&self) -> OciState {
@@ -134,7 +150,11 @@ impl Record {
         OciState {
             oci_version: self.oci_version.clone(),
             id: self.id.clone(),
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             status,
             bundle: self.bundle.clone(),
             rootfs: self.rootfs.clone(),
@@ -196,13 +216,21 @@ pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 1024
         && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+' | '.'));
-    if ok { Ok(()) } else { Err(Error::BadId(id.to_string())) }
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadId(id.to_string()))
+    }
 }
 
 impl StateRoot {
     pub fn new(path: &Path) -> StateRoot {
-        StateRoot { path: path.to_path_buf() }
+        StateRoot {
+            path: path.to_path_buf(),
+        }
     }
 
     fn ensure(&self) -> Result<()> {
@@ -210,7 +238,11 @@ impl StateRoot {
             .recursive(true)
             .mode(0o700)
             .create(&self.path)
-            .map_err(|source| Error::Io { op: "create", path: self.path.clone(), source })
+            .map_err(|source| Error::Io {
+                op: "create",
+                path: self.path.clone(),
+                source,
+            })
     }
 
     pub fn dir_of(&self, id: &str) -> PathBuf {
@@ -225,11 +257,23 @@ impl StateRoot {
         let path = self.dir_of(id);
         match fs::DirBuilder::new().mode(0o700).create(&path) {
             Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
-            Err(source) => return Err(Error::Io { op: "create", path, source }),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(id.to_string()));
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "create",
+                    path,
+                    source,
+                });
+            }
         }
         let lock = lock_dir(&path)?;
-        Ok(ContainerDir { id: id.to_string(), path, _lock: lock })
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            _lock: lock,
+        })
     }
 
     /// Opens and locks an existing container's directory. Blocks while
@@ -248,7 +292,11 @@ impl StateRoot {
         if !path.join("state.json").exists() && !path.exists() {
             return Err(Error::NotFound(id.to_string()));
         }
-        Ok(ContainerDir { id: id.to_string(), path, _lock: lock })
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            _lock: lock,
+        })
     }
 
     /// Reads a record without locking (state and list); the file is replaced
@@ -263,7 +311,13 @@ impl StateRoot {
         let entries = match fs::read_dir(&self.path) {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(Error::Io { op: "read", path: self.path.clone(), source }),
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "read",
+                    path: self.path.clone(),
+                    source,
+                });
+            }
         };
         let mut ids: Vec<String> = entries
             .flatten()
@@ -281,9 +335,16 @@ fn lock_dir(path: &Path) -> Result<Flock<fs::File>> {
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|source| Error::Io { op: "open", path: path.to_path_buf(), source })?;
-    Flock::lock(f, FlockArg::LockExclusive)
-        .map_err(|(_, e)| Error::Io { op: "lock", path: path.to_path_buf(), source: e.into() })
+        .map_err(|source| Error::Io {
+            op: "open",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
+        op: "lock",
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 fn read_record(dir: &Path, id: &str) -> Result<Record> {
@@ -291,7 +352,13 @@ fn read_record(dir: &Path, id: &str) -> Result<Record> {
     let text = match fs::read(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == ErrorKind::NotFound => return Err(Error::NotFound(id.to_string())),
-        Err(source) => return Err(Error::Io { op: "read", path, source }),
+        Err(source) => {
+            return Err(Error::Io {
+                op: "read",
+                path,
+                source,
+            });
+        }
     };
     serde_json::from_slice(&text).map_err(|source| Error::Corrupt { path, source })
 }
@@ -306,7 +373,11 @@ impl ContainerDir {
         let path = self.path.join("state.json");
         let tmp = self.path.join(".state.json.tmp");
         let data = serde_json::to_vec(rec).expect("a record always serializes");
-        let io = |op, source| Error::Io { op, path: tmp.clone(), source };
+        let io = |op, source| Error::Io {
+            op,
+            path: tmp.clone(),
+            source,
+        };
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -316,7 +387,11 @@ impl ContainerDir {
             .open(&tmp)
             .map_err(|e| io("create", e))?;
         f.write_all(&data).map_err(|e| io("write", e))?;
-        fs::rename(&tmp, &path).map_err(|source| Error::Io { op: "rename", path, source })
+        fs::rename(&tmp, &path).map_err(|source| Error::Io {
+            op: "rename",
+            path,
+            source,
+        })
     }
 
     /// An fd of the directory, for paths too long for sockaddr_un.
@@ -325,7 +400,11 @@ impl ContainerDir {
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(&self.path)
-            .map_err(|source| Error::Io { op: "open", path: self.path.clone(), source })?;
+            .map_err(|source| Error::Io {
+                op: "open",
+                path: self.path.clone(),
+                source,
+            })?;
         Ok(f.into())
     }
 
@@ -335,7 +414,11 @@ impl ContainerDir {
         match fs::remove_dir_all(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(Error::Io { op: "remove", path: self.path.clone(), source }),
+            Err(source) => Err(Error::Io {
+                op: "remove",
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 

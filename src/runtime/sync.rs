@@ -49,8 +49,16 @@ pub struct Channel {
 
 /// A connected pair: (runtime end, init end). Both close on exec.
 pub fn pair() -> Result<(Channel, Channel)> {
-    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|errno| Error::Sys { op: "socketpair", errno })?;
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|errno| Error::Sys {
+        op: "socketpair",
+        errno,
+    })?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
@@ -68,9 +76,18 @@ impl Channel {
     }
 
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<T> {
+        self.recv_flags(MsgFlags::empty())
+    }
+
+    /// A message already waiting, if any; never blocks.
+    pub fn try_recv<T: for<'de> Deserialize<'de>>(&self) -> Option<T> {
+        self.recv_flags(MsgFlags::MSG_DONTWAIT).ok()
+    }
+
+    fn recv_flags<T: for<'de> Deserialize<'de>>(&self, flags: MsgFlags) -> Result<T> {
         let mut buf = vec![0u8; 64 * 1024];
         let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            match recv(self.fd.as_raw_fd(), &mut buf, flags) {
                 Ok(n) => break n,
                 Err(Errno::EINTR) => continue,
                 Err(Errno::ECONNRESET) => return Err(Error::Closed),

@@ -1,1 +1,137 @@
-fn main() {}
+//! `berth-runtime`: a drop-in for runc. The command line, flags, JSON and
+//! exit codes are runc's, so containerd, podman and anything built on
+//! go-runc can use it unchanged. Each command is a thin file under
+//! `commands/` over [`berth::runtime`].
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth::logging::{self, Format};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "berth-runtime",
+    about = "An OCI runtime (runc-compatible)",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Directory for the containers' state
+    #[arg(
+        long,
+        global = true,
+        default_value = "/run/berth-runtime",
+        value_name = "DIR"
+    )]
+    root: PathBuf,
+    /// Log file (default: stderr)
+    #[arg(long, global = true, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(
+        long = "log-format",
+        global = true,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    log_format: Format,
+    /// Log debug messages
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use the systemd cgroup driver
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Print the version
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a default config.json for a bundle
+    Spec(commands::spec::Args),
+    /// Create a container (it waits for `start`)
+    Create(commands::create::Args),
+    /// Start a created container
+    Start(commands::IdArg),
+    /// Print a container's state as JSON
+    State(commands::IdArg),
+    /// Send a signal to a container's init (or --all its processes)
+    Kill(commands::kill::Args),
+    /// Delete a container
+    Delete(commands::delete::Args),
+    /// Create and start a container, and wait for it unless --detach
+    Run(commands::run::Args),
+    /// List containers
+    List(commands::list::Args),
+    /// Freeze every process of a container
+    Pause(commands::IdArg),
+    /// Thaw a paused container
+    Resume(commands::IdArg),
+    /// List a container's processes
+    Ps(commands::ps::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json_errors = cli.log_format == Format::Json && cli.log.is_none();
+    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+        eprintln!("berth-runtime: cannot open log file: {e}");
+        return ExitCode::from(1);
+    }
+    if cli.version {
+        commands::print_version();
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = cli.command else {
+        eprintln!("berth-runtime: no command given; see berth-runtime --help");
+        return ExitCode::from(1);
+    };
+    let g = commands::Global {
+        root: cli.root,
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    let result = match command {
+        Command::Spec(a) => commands::spec::run(a),
+        Command::Create(a) => commands::create::run(&g, a),
+        Command::Start(a) => commands::start(&g, &a.id),
+        Command::State(a) => commands::state(&g, &a.id),
+        Command::Kill(a) => commands::kill::run(&g, a),
+        Command::Delete(a) => commands::delete::run(&g, a),
+        Command::Run(a) => commands::run::run(&g, a),
+        Command::List(a) => commands::list::run(&g, a),
+        Command::Pause(a) => commands::pause(&g, &a.id),
+        Command::Resume(a) => commands::resume(&g, &a.id),
+        Command::Ps(a) => commands::ps::run(&g, a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            // With --log, containerd and podman read the reason from the
+            // file; stderr gets one line either way.
+            if cli.log.is_some() {
+                tracing::error!("{msg}");
+            }
+            if json_errors {
+                eprint!(
+                    "{}",
+                    logging::format_line(
+                        Format::Json,
+                        "error",
+                        &msg,
+                        &[],
+                        &berth::runtime::state::now_rfc3339()
+                    )
+                );
+            } else {
+                eprintln!("berth-runtime: {msg}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
