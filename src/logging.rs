@@ -169,6 +169,23 @@ pub fn init(file: Option<&Path>, format: Format, debug: bool) -> std::io::Result
     Ok(())
 }
 
+/// An error and its causes on one line. Our error types already quote
+/// their cause in their message, so a cause is only added when the text so
+/// far does not contain it.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !msg.contains(&s) {
+            msg.push_str(": ");
+            msg.push_str(&s);
+        }
+        cur = c.source();
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -443,3 +443,38 @@ fn console_socket_gets_the_pty_master() {
     let e = fails(&rt.run_bundle("create", &b, &id("console2"), &[]));
     assert!(e.contains("console-socket"), "{e}");
 }
+
+#[test]
+fn time_namespace_with_offsets() {
+    let (out, o) = run_sh("cut -d. -f1 /proc/uptime", |b| {
+        b.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000}});
+    });
+    assert!(o.status.success(), "{}", stderr(&o));
+    let inside: u64 = out.trim().parse().unwrap();
+    let host: u64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(inside >= host + 864000 - 5, "inside {inside}, host {host}");
+}
+
+#[test]
+fn extra_devices_and_oom_score() {
+    let (out, o) = run_sh(
+        "stat -c '%F %t:%T %a' /dev/fuse; cat /proc/self/oom_score_adj",
+        |b| {
+            b.config["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 432}]);
+            b.config["process"]["oomScoreAdj"] = 500.into();
+        },
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 10:229 in hex is a:e5; 432 is 0660.
+    assert_eq!(out, "character special file a:e5 660\n500\n");
+}

@@ -9,9 +9,10 @@ use common::*;
 fn run_prints_what_the_args_say() {
     let rt = Runtime::new();
     let b = Bundle::new();
-    let out = rt.run_bundle("run", &b, &id("hello"), &[]);
+    let cid = id("hello");
+    let out = rt.run_bundle("run", &b, &cid, &[]);
     assert_eq!(ok(&out), "hello from the berth fixture bundle\n");
-    assert_gone(&rt, &id("hello"), &b, None);
+    assert_gone(&rt, &cid, &b, None);
 }
 
 #[test]

@@ -210,6 +210,14 @@ impl Runtime {
         let dir_fd = dir.open_fd()?;
         let dir_path = dir.path.clone();
         dir.write(&record)?;
+        let saved = dir_path.join(super::exec::SAVED_CONFIG);
+        let config = serde_json::to_vec(&spec)
+            .map_err(|e| Error::Usage(format!("serialize the config: {e}")))?;
+        std::fs::write(&saved, config).map_err(|source| Error::Io {
+            op: "write",
+            path: saved,
+            source,
+        })?;
         guard.dir = Some(dir);
 
         let hierarchies = Hierarchies::detect()?;
@@ -335,7 +343,22 @@ impl Runtime {
             // The init hung up: it says why in its last message.
             Err(Error::Sync(e)) => match parent_chan.try_recv::<FromChild>() {
                 Some(FromChild::Error(msg)) => Err(Error::Init(msg)),
-                _ => Err(Error::Sync(e)),
+                // No last words: say how it died.
+                _ => match nix::sys::wait::waitpid(child, None) {
+                    Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => {
+                        guard.child = None;
+                        Err(Error::Init(format!(
+                            "the container's init was killed by {sig} while being set up"
+                        )))
+                    }
+                    Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => {
+                        guard.child = None;
+                        Err(Error::Init(format!(
+                            "the container's init exited with status {code} while being set up"
+                        )))
+                    }
+                    _ => Err(Error::Sync(e)),
+                },
             },
             Err(e) => Err(e),
             Ok(()) => {
@@ -743,7 +766,7 @@ fn signal_init(rec: &Record, sig: Signal) -> Result<()> {
 
 /// Writes the pid file atomically (temp + rename), as runc does, so readers
 /// never see it half written.
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = absolute(path)?;
     let dir = path.parent().unwrap_or(Path::new("/"));
     let tmp = dir.join(format!(

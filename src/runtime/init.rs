@@ -91,6 +91,11 @@ pub enum Error {
     Sys { op: String, errno: Errno },
     #[error("process.cwd {path:?}: {why}")]
     Cwd { path: PathBuf, why: String },
+    #[error("exec {program}: {source}")]
+    Exec {
+        program: String,
+        source: super::exec_stub::Error,
+    },
     #[error("the parent process went away")]
     Orphaned,
 }
@@ -213,8 +218,45 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
     rootfs::apply_sysctls(&plan.sysctl)?;
     rootfs::finalize(plan)?;
 
+    let ready = become_process(p, a.console_socket.as_ref(), &a.extra_env, a.preserve_fds)?;
+
+    nix::sys::prctl::set_pdeathsig(None).map_err(sys("pdeathsig"))?;
+    a.chan.send(&FromChild::Created)?;
+
+    // Created. Wait for `start`.
+    let mut conn = accept_start(&a.exec_listener)?;
+    let state = hook_state_json(a, host_pid, super::state::Status::Running);
+    if let Err(e) = super::hooks::run_all(
+        "startContainer",
+        plan.hooks.start_container().as_ref(),
+        &state,
+    ) {
+        let _ = conn.write_all(e.to_string().as_bytes());
+        return Err(e.into());
+    }
+    let err = exec_program(&ready, p, plan.seccomp.as_ref());
+    let _ = conn.write_all(err.to_string().as_bytes());
+    Err(err)
+}
+
+/// What is left to do once the process is who it should be: the exec.
+pub struct Ready {
+    program: String,
+    env: Vec<String>,
+    stub: Stub,
+}
+
+/// Turns this process into the container process `p` describes, short of
+/// the exec: terminal, rlimits, cwd, capabilities, user, environment, fds.
+/// Shared by the init and by `exec`. Runs inside the container's root.
+pub fn become_process(
+    p: &ProcessPlan,
+    console_socket: Option<&OwnedFd>,
+    extra_env: &[String],
+    preserve_fds: i32,
+) -> Result<Ready> {
     if p.terminal {
-        let Some(sock) = &a.console_socket else {
+        let Some(sock) = console_socket else {
             return Err(Error::Sys {
                 op: "process.terminal needs a console socket".into(),
                 errno: Errno::EINVAL,
@@ -240,8 +282,7 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
     if let Some(mask) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
-    let setgroups_allowed = setgroups_allowed();
-    super::process::switch_user(p, setgroups_allowed)?;
+    super::process::switch_user(p, setgroups_allowed())?;
     if let Some(c) = &p.caps {
         super::process::apply_caps(c)?;
     }
@@ -256,40 +297,38 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
     if super::process::env_get(&env, "HOME").is_none() {
         env.push(format!("HOME={}", super::process::home_for(p.uid)));
     }
-    env.extend(a.extra_env.iter().cloned());
+    env.extend(extra_env.iter().cloned());
     let program = super::process::find_program(&p.args[0], &env, &p.cwd)?;
 
-    prepare_fds(a.preserve_fds)?;
+    prepare_fds(preserve_fds)?;
     let stub = Stub::new()?;
+    Ok(Ready { program, env, stub })
+}
 
-    nix::sys::prctl::set_pdeathsig(None).map_err(sys("pdeathsig"))?;
-    a.chan.send(&FromChild::Created)?;
-
-    // Created. Wait for `start`.
-    let mut conn = accept_start(&a.exec_listener)?;
-    let state = hook_state_json(a, host_pid, super::state::Status::Running);
-    if let Err(e) = super::hooks::run_all(
-        "startContainer",
-        plan.hooks.start_container().as_ref(),
-        &state,
-    ) {
-        let _ = conn.write_all(e.to_string().as_bytes());
-        return Err(e.into());
-    }
+/// The last steps, as late as possible so our own setup is not filtered:
+/// no_new_privs, seccomp, then the exec through the sealed stub. Returns
+/// only on failure.
+pub fn exec_program(
+    ready: &Ready,
+    p: &ProcessPlan,
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+) -> Error {
     if p.no_new_privileges {
-        super::process::set_no_new_privs()?;
+        if let Err(e) = super::process::set_no_new_privs() {
+            return e.into();
+        }
     }
-    if plan.seccomp.is_some() {
-        let e = Error::Sys {
+    if seccomp.is_some() {
+        return Error::Sys {
             op: "linux.seccomp is not supported yet".into(),
             errno: Errno::ENOSYS,
         };
-        let _ = conn.write_all(e.to_string().as_bytes());
-        return Err(e);
     }
-    let err = stub.exec(&program, &p.args, &env);
-    let _ = conn.write_all(format!("exec {program}: {err}").as_bytes());
-    Err(err.into())
+    let source = ready.stub.exec(&ready.program, &p.args, &ready.env);
+    Error::Exec {
+        program: ready.program.clone(),
+        source,
+    }
 }
 
 /// Joins/unshares namespaces that cannot be set up by clone flags.

@@ -18,3 +18,4 @@ pub mod sync;
 
 /// The runtime-spec version we implement and report.
 pub const SPEC_VERSION: &str = "1.2.0";
+pub mod exec;

@@ -539,7 +539,8 @@ pub fn check_sysctl(key: &str, ns: &Namespaces) -> Result<()> {
     ))
 }
 
-fn plan_process(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
+/// Checks and translates a process (the config's, or one for `exec`).
+pub fn plan_process(p: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
     let args = p.args().clone().unwrap_or_default();
     if args.is_empty() || args[0].is_empty() {
         return invalid("process.args must name a program");

@@ -295,7 +295,10 @@ pub fn assert_gone(rt: &Runtime, id: &str, bundle: &Bundle, pid: Option<i64>) {
     }
 }
 
-/// A unique container id for a test.
+/// A container id unique to this test process and call: ids share one
+/// cgroup namespace (/berth/<id>) across state roots, as with runc.
 pub fn id(name: &str) -> String {
-    format!("{name}-{}", std::process::id())
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{name}-{}-{n}", std::process::id())
 }

@@ -74,6 +74,8 @@ enum Command {
     Resume(commands::IdArg),
     /// List a container's processes
     Ps(commands::ps::Args),
+    /// Run a new process in a running container
+    Exec(commands::exec::Args),
 }
 
 fn main() -> ExitCode {
@@ -107,11 +109,12 @@ fn main() -> ExitCode {
         Command::Pause(a) => commands::pause(&g, &a.id),
         Command::Resume(a) => commands::resume(&g, &a.id),
         Command::Ps(a) => commands::ps::run(&g, a),
+        Command::Exec(a) => commands::exec::run(&g, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = berth::logging::error_chain(e.as_ref());
             // With --log, containerd and podman read the reason from the
             // file; stderr gets one line either way.
             if cli.log.is_some() {
