@@ -313,10 +313,10 @@ pub fn exec_program(
     p: &ProcessPlan,
     seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
 ) -> Error {
-    if p.no_new_privileges {
-        if let Err(e) = super::process::set_no_new_privs() {
-            return e.into();
-        }
+    if p.no_new_privileges
+        && let Err(e) = super::process::set_no_new_privs()
+    {
+        return e.into();
     }
     if seccomp.is_some() {
         return Error::Sys {
