@@ -84,6 +84,9 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// Kill the container when the process that created it dies (the
+    /// engine's shim uses this; runc's `create` must not: it exits).
+    pub die_with_parent: bool,
 }
 
 pub struct Runtime {
@@ -316,6 +319,7 @@ impl Runtime {
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds,
+                die_with_parent: opts.die_with_parent,
                 extra_env,
                 stage1,
                 parent_pid,
