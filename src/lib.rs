@@ -7,6 +7,7 @@
 //! `runtime` knows about images or the engine.
 
 pub mod cgroups;
+pub mod image;
 pub mod inroot;
 pub mod logging;
 pub mod runtime;
