@@ -162,7 +162,9 @@ fn decompress<R: Read>(blob: R, compression: Compression, max_size: u64, tx: Syn
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let err = if is_limit_error(&e) { Error::TooBig(max_size) } else { Error::Read(e) };
+                    // The blob reader below may have a limit of its own;
+                    // only this reader's count says the output was too big.
+                    let err = if is_limit_error(&e) && hashing.count() > max_size { Error::TooBig(max_size) } else { Error::Read(e) };
                     let _ = tx.send(Err(io::Error::other(err.to_string())));
                     return Err(err);
                 }
