@@ -172,8 +172,14 @@ impl BlobSource for Members {
     }
 }
 
+/// An image an archive held, with the names the archive gave it.
+pub struct Loaded {
+    pub image: Image,
+    pub names: Vec<Reference>,
+}
+
 /// Loads every image in an archive file (docker-archive or oci-archive).
-pub fn load_archive(store: &Store, path: &Path, platform: &Platform, progress: &dyn Progress) -> Result<Vec<Image>> {
+pub fn load_archive(store: &Store, path: &Path, platform: &Platform, progress: &dyn Progress) -> Result<Vec<Loaded>> {
     let members = Members::index(path)?;
     if members.find("manifest.json").is_some() {
         load_docker(store, &members, progress)
@@ -185,7 +191,7 @@ pub fn load_archive(store: &Store, path: &Path, platform: &Platform, progress: &
 }
 
 /// Loads every image in an OCI image layout directory.
-pub fn load_layout_dir(store: &Store, dir: &Path, platform: &Platform, progress: &dyn Progress) -> Result<Vec<Image>> {
+pub fn load_layout_dir(store: &Store, dir: &Path, platform: &Platform, progress: &dyn Progress) -> Result<Vec<Loaded>> {
     if !dir.join("oci-layout").is_file() || !dir.join("index.json").is_file() {
         return Err(Error::UnknownFormat { path: dir.to_path_buf() });
     }
@@ -201,7 +207,7 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
-fn load_docker(store: &Store, members: &Members, progress: &dyn Progress) -> Result<Vec<Image>> {
+fn load_docker(store: &Store, members: &Members, progress: &dyn Progress) -> Result<Vec<Loaded>> {
     let bytes = members.read("manifest.json")?;
     let entries: Vec<DockerEntry> =
         serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: members.path.clone(), what: "manifest.json".into(), source })?;
@@ -210,11 +216,11 @@ fn load_docker(store: &Store, members: &Members, progress: &dyn Progress) -> Res
     }
     let mut images = Vec::new();
     for entry in entries {
-        let names = entry.repo_tags.unwrap_or_default().iter().filter_map(|t| t.parse::<Reference>().ok()).collect();
+        let names: Vec<Reference> = entry.repo_tags.unwrap_or_default().iter().filter_map(|t| t.parse::<Reference>().ok()).collect();
         let config = LayerInput { key: entry.config.clone(), media_type: "application/vnd.docker.container.image.v1+json".into(), expected: blob_name_digest(&entry.config, members) };
         let layers = entry.layers.iter().map(|l| LayerInput { key: l.clone(), media_type: String::new(), expected: blob_name_digest(l, members) }).collect();
-        let plan = ImportPlan { manifest: None, config, layers, names, repo_digest: None };
-        images.push(store.import(members, plan, progress)?);
+        let plan = ImportPlan { manifest: None, config, layers, names: names.clone(), repo_digest: None };
+        images.push(Loaded { image: store.import(members, plan, progress)?, names });
     }
     Ok(images)
 }
@@ -228,7 +234,7 @@ fn blob_name_digest(member: &str, members: &Members) -> Option<(Digest, u64)> {
     members.find(&name).map(|(_, size)| (digest, size))
 }
 
-fn load_layout(store: &Store, layout: &Layout, platform: &Platform, progress: &dyn Progress) -> Result<Vec<Image>> {
+fn load_layout(store: &Store, layout: &Layout, platform: &Platform, progress: &dyn Progress) -> Result<Vec<Loaded>> {
     let path = layout.path().to_path_buf();
     let bytes = layout.read("index.json")?;
     let index: Index = serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.clone(), what: "index.json".into(), source })?;
@@ -244,7 +250,8 @@ fn load_layout(store: &Store, layout: &Layout, platform: &Platform, progress: &d
             .filter_map(|n| n.parse().ok())
             .take(1)
             .collect();
-        images.push(load_layout_manifest(store, layout, desc, platform, names, progress)?);
+        let image = load_layout_manifest(store, layout, desc, platform, names.clone(), progress)?;
+        images.push(Loaded { image, names });
     }
     if images.is_empty() {
         return Err(Error::Empty { path });

@@ -46,7 +46,15 @@ fn main() -> ExitCode {
     match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = format!("{e:#}");
+            // Library errors already name their causes; add only what a
+            // context line does not repeat.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg = format!("{msg}: {c}");
+                }
+            }
             eprintln!("berth: {}", msg.replace('\n', " "));
             ExitCode::from(1)
         }

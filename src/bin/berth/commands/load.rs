@@ -35,13 +35,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<()> {
         _ => bail!("load needs -i FILE or --layout DIR"),
     };
     drop(display);
-    for image in images {
+    for loaded in images {
         if args.quiet {
-            println!("{}", image.id);
-        } else if image.names.is_empty() {
-            println!("Loaded image ID: {}", image.id);
+            println!("{}", loaded.image.id);
+        } else if loaded.names.is_empty() {
+            println!("Loaded image ID: {}", loaded.image.id);
         } else {
-            for name in &image.names {
+            for name in &loaded.names {
                 println!("Loaded image: {name}");
             }
         }
