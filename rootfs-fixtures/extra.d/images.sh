@@ -11,6 +11,10 @@
 #                         opaque/ opaque (.wh..wh..opq)
 #   layers-zstd.tar       the same image with zstd layers (localhost/layers:zstd)
 #   layers-plain.tar      the same image with uncompressed layers (localhost/layers:plain)
+#   multiarch-oci.tar     oci-archive localhost/multiarch:latest: an index for
+#                         linux/amd64 and linux/arm64/v8 (configs differ)
+#   random-oci.tar        oci-archive localhost/random:latest, one 4 MiB layer of
+#                         random bytes (slow to move: the kill -9 test)
 #   hostile/NAME.tar      oci-archives localhost/hostile:NAME, one per attack:
 #                         dotdot, absolute, symlink-parent, symlink-parent-relative,
 #                         hardlink-dotdot, hardlink-via-symlink, whiteout-dotdot,
@@ -60,6 +64,43 @@ def compress(raw, how):
 
 def sha(b):
     return "sha256:" + hashlib.sha256(b).hexdigest()
+
+def image_blobs(blobs, layers, how="gzip", arch="amd64", variant=None):
+    """Adds an image's blobs; returns its manifest descriptor."""
+    descs, diff_ids = [], []
+    for raw in layers:
+        blob, mt = compress(raw, how)
+        blobs[sha(blob)] = blob
+        descs.append({"mediaType": mt, "digest": sha(blob), "size": len(blob)})
+        diff_ids.append(sha(raw))
+    cfg = {"created": "2023-11-14T22:13:20Z", "architecture": arch, "os": "linux",
+           "config": {"Cmd": ["sh"]}, "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    if variant:
+        cfg["variant"] = variant
+    config = json.dumps(cfg).encode()
+    blobs[sha(config)] = config
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config), "size": len(config)},
+        "layers": descs}).encode()
+    blobs[sha(manifest)] = manifest
+    platform = {"os": "linux", "architecture": arch}
+    if variant:
+        platform["variant"] = variant
+    return {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(manifest), "size": len(manifest), "platform": platform}
+
+def write_archive(path, blobs, top):
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [top]}).encode()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tarfile.open(path + ".tmp", "w", format=tarfile.PAX_FORMAT) as t:
+        def add(name, data):
+            ti = tarfile.TarInfo(name); ti.size = len(data); ti.mtime = MTIME
+            t.addfile(ti, io.BytesIO(data))
+        add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        add("index.json", index)
+        for d, b in blobs.items():
+            add("blobs/sha256/" + d.split(":")[1], b)
+    os.rename(path + ".tmp", path)
 
 def oci_archive(path, ref, layers, how="gzip"):
     """layers: list of raw (uncompressed) tar bytes, lowest first."""
@@ -143,6 +184,14 @@ for name, entries in hostile.items():
     oci_archive(f"{out}/hostile/{name}.tar", f"localhost/hostile:{name}", [layer_tar(entries)])
 bomb = layer_tar([entry("zeros", data=bytes(256 << 20))])
 oci_archive(f"{out}/hostile/bomb.tar", "localhost/hostile:bomb", [bomb])
+blobs = {}
+amd = image_blobs(blobs, [layer_tar([entry("arch", data=b"amd64\n")])], arch="amd64")
+arm = image_blobs(blobs, [layer_tar([entry("arch", data=b"arm64\n")])], arch="arm64", variant="v8")
+nested = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [arm, amd]}).encode()
+blobs[sha(nested)] = nested
+write_archive(f"{out}/multiarch-oci.tar", blobs, {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha(nested),
+              "size": len(nested), "annotations": {"org.opencontainers.image.ref.name": "localhost/multiarch:latest"}})
+oci_archive(f"{out}/random-oci.tar", "localhost/random:latest", [layer_tar([entry("random", data=os.urandom(4 << 20))])])
 oci_archive(f"{out}/hostile/layered-symlink.tar", "localhost/hostile:layered-symlink",
             [layer_tar([entry("link", S, link="/")]), layer_tar([entry("link/berth-hostile-layer2", data=b"x")])])
 PY

@@ -396,12 +396,25 @@ impl Store {
             (0, None)
         } else {
             let stream = io::Cursor::new(magic).chain(&mut hashing);
-            let unpacked = unpack::unpack(stream, compression, &tmp_root, self.max_layer_size)
-                .map_err(|source| match source {
-                    unpack::Error::Read(e) if e.get_ref().is_some() && hashing_limit(&e) => self.blob_read_error(e, input, &label),
-                    source => Error::Unpack { blob: label.clone(), source },
-                })?;
-            (unpacked.size, Some(unpacked.diff_id))
+            match unpack::unpack(stream, compression, &tmp_root, self.max_layer_size) {
+                Ok(unpacked) => (unpacked.size, Some(unpacked.diff_id)),
+                Err(source) => {
+                    // A corrupt download usually breaks decompression first;
+                    // the digest is the clearer report, so check it when the
+                    // rest of the blob can still be read.
+                    if let Some((expected, _)) = &input.expected
+                        && !matches!(source, unpack::Error::Read(ref e) if hashing_limit(e))
+                        && let Ok((actual, _)) = hashing.finish()
+                        && &actual != expected
+                    {
+                        return Err(Error::DigestMismatch { what: format!("layer {label}"), expected: expected.clone(), actual });
+                    }
+                    return Err(match source {
+                        unpack::Error::Read(e) if hashing_limit(&e) => self.blob_read_error(e, input, &label),
+                        source => Error::Unpack { blob: label.clone(), source },
+                    });
+                }
+            }
         };
         let (digest, blob_size) = hashing.finish().map_err(|e| self.blob_read_error(e, input, &label))?;
         if let Some((expected, expected_size)) = &input.expected {

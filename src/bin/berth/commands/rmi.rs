@@ -1,6 +1,6 @@
 //! `berth rmi [-f] REF...`.
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use berth::image::store::Removed;
 
 use crate::Cli;
@@ -17,7 +17,7 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<()> {
     let store = super::store(cli)?;
-    let mut failed = None;
+    let mut failed: Option<anyhow::Error> = None;
     for r in &args.images {
         match store.remove(r, args.force) {
             Ok(removed) => {
@@ -29,14 +29,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<()> {
                 }
             }
             Err(e) => {
-                // Go on with the others, as docker does; report the first.
-                eprintln!("berth: {e}");
-                failed.get_or_insert(e);
+                // Go on with the others, as docker does: each failure gets
+                // its line, the last one through main.
+                if let Some(previous) = failed.replace(e.into()) {
+                    eprintln!("berth: {previous}");
+                }
             }
         }
     }
-    match failed {
-        Some(e) => Err(anyhow!("cannot remove some images: {e}")),
-        None => Ok(()),
-    }
+    failed.map_or(Ok(()), Err)
 }
