@@ -34,7 +34,11 @@ pub enum Error {
     #[error("{path}: missing member {member:?}")]
     Missing { path: PathBuf, member: String },
     #[error("{path}: {what}: {source}")]
-    Json { path: PathBuf, what: String, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        what: String,
+        source: serde_json::Error,
+    },
     #[error("{path}: no images in the archive")]
     Empty { path: PathBuf },
     #[error("{0}")]
@@ -54,12 +58,19 @@ struct Members {
 
 impl Members {
     fn index(path: &Path) -> Result<Members> {
-        let io_err = |source| Error::Io { path: path.to_path_buf(), source };
+        let io_err = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut file = File::open(path).map_err(io_err)?;
         let mut magic = [0u8; 4];
         let n = file.read(&mut magic).map_err(io_err)?;
-        if magic[..n].starts_with(&[0x1f, 0x8b]) || magic[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            return Err(Error::Compressed { path: path.to_path_buf() });
+        if magic[..n].starts_with(&[0x1f, 0x8b])
+            || magic[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        {
+            return Err(Error::Compressed {
+                path: path.to_path_buf(),
+            });
         }
         file.seek(SeekFrom::Start(0)).map_err(io_err)?;
         let mut archive = tar::Archive::new(io::BufReader::new(file));
@@ -88,7 +99,11 @@ impl Members {
                 _ => {}
             }
         }
-        Ok(Members { path: path.to_path_buf(), entries, links })
+        Ok(Members {
+            path: path.to_path_buf(),
+            entries,
+            links,
+        })
     }
 
     fn find(&self, name: &str) -> Option<(u64, u64)> {
@@ -106,16 +121,26 @@ impl Members {
         let mut bytes = Vec::new();
         self.open(name)
             .and_then(|mut r| r.read_to_end(&mut bytes))
-            .map_err(|_| Error::Missing { path: self.path.clone(), member: name.to_string() })?;
+            .map_err(|_| Error::Missing {
+                path: self.path.clone(),
+                member: name.to_string(),
+            })?;
         Ok(bytes)
     }
 
     fn open(&self, name: &str) -> io::Result<Box<dyn Read + Send + '_>> {
-        let (offset, size) =
-            self.find(name).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{}: no member {name:?}", self.path.display())))?;
+        let (offset, size) = self.find(name).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no member {name:?}", self.path.display()),
+            )
+        })?;
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(offset))?;
-        Ok(Box::new(io::BufReader::with_capacity(1 << 20, file.take(size))))
+        Ok(Box::new(io::BufReader::with_capacity(
+            1 << 20,
+            file.take(size),
+        )))
     }
 }
 
@@ -144,7 +169,10 @@ impl Layout {
     fn read(&self, name: &str) -> Result<Vec<u8>> {
         match self {
             Layout::Archive(m) => m.read(name),
-            Layout::Dir(d) => fs::read(d.join(name)).map_err(|source| Error::Io { path: d.join(name), source }),
+            Layout::Dir(d) => fs::read(d.join(name)).map_err(|source| Error::Io {
+                path: d.join(name),
+                source,
+            }),
         }
     }
     fn path(&self) -> &Path {
@@ -161,7 +189,10 @@ impl BlobSource for Layout {
         let name = format!("blobs/sha256/{}", digest.hex());
         match self {
             Layout::Archive(m) => m.open(&name),
-            Layout::Dir(d) => Ok(Box::new(io::BufReader::with_capacity(1 << 20, File::open(d.join(name))?))),
+            Layout::Dir(d) => Ok(Box::new(io::BufReader::with_capacity(
+                1 << 20,
+                File::open(d.join(name))?,
+            ))),
         }
     }
 }
@@ -179,21 +210,35 @@ pub struct Loaded {
 }
 
 /// Loads every image in an archive file (docker-archive or oci-archive).
-pub fn load_archive(store: &Store, path: &Path, platform: &Platform, progress: &dyn Progress) -> Result<Vec<Loaded>> {
+pub fn load_archive(
+    store: &Store,
+    path: &Path,
+    platform: &Platform,
+    progress: &dyn Progress,
+) -> Result<Vec<Loaded>> {
     let members = Members::index(path)?;
     if members.find("manifest.json").is_some() {
         load_docker(store, &members, progress)
     } else if members.find("index.json").is_some() && members.find("oci-layout").is_some() {
         load_layout(store, &Layout::Archive(members), platform, progress)
     } else {
-        Err(Error::UnknownFormat { path: path.to_path_buf() })
+        Err(Error::UnknownFormat {
+            path: path.to_path_buf(),
+        })
     }
 }
 
 /// Loads every image in an OCI image layout directory.
-pub fn load_layout_dir(store: &Store, dir: &Path, platform: &Platform, progress: &dyn Progress) -> Result<Vec<Loaded>> {
+pub fn load_layout_dir(
+    store: &Store,
+    dir: &Path,
+    platform: &Platform,
+    progress: &dyn Progress,
+) -> Result<Vec<Loaded>> {
     if !dir.join("oci-layout").is_file() || !dir.join("index.json").is_file() {
-        return Err(Error::UnknownFormat { path: dir.to_path_buf() });
+        return Err(Error::UnknownFormat {
+            path: dir.to_path_buf(),
+        });
     }
     load_layout(store, &Layout::Dir(dir.to_path_buf()), platform, progress)
 }
@@ -210,17 +255,49 @@ struct DockerEntry {
 fn load_docker(store: &Store, members: &Members, progress: &dyn Progress) -> Result<Vec<Loaded>> {
     let bytes = members.read("manifest.json")?;
     let entries: Vec<DockerEntry> =
-        serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: members.path.clone(), what: "manifest.json".into(), source })?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            path: members.path.clone(),
+            what: "manifest.json".into(),
+            source,
+        })?;
     if entries.is_empty() {
-        return Err(Error::Empty { path: members.path.clone() });
+        return Err(Error::Empty {
+            path: members.path.clone(),
+        });
     }
     let mut images = Vec::new();
     for entry in entries {
-        let names: Vec<Reference> = entry.repo_tags.unwrap_or_default().iter().filter_map(|t| t.parse::<Reference>().ok()).collect();
-        let config = LayerInput { key: entry.config.clone(), media_type: "application/vnd.docker.container.image.v1+json".into(), expected: blob_name_digest(&entry.config, members) };
-        let layers = entry.layers.iter().map(|l| LayerInput { key: l.clone(), media_type: String::new(), expected: blob_name_digest(l, members) }).collect();
-        let plan = ImportPlan { manifest: None, config, layers, names: names.clone(), repo_digest: None };
-        images.push(Loaded { image: store.import(members, plan, progress)?, names });
+        let names: Vec<Reference> = entry
+            .repo_tags
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.parse::<Reference>().ok())
+            .collect();
+        let config = LayerInput {
+            key: entry.config.clone(),
+            media_type: "application/vnd.docker.container.image.v1+json".into(),
+            expected: blob_name_digest(&entry.config, members),
+        };
+        let layers = entry
+            .layers
+            .iter()
+            .map(|l| LayerInput {
+                key: l.clone(),
+                media_type: String::new(),
+                expected: blob_name_digest(l, members),
+            })
+            .collect();
+        let plan = ImportPlan {
+            manifest: None,
+            config,
+            layers,
+            names: names.clone(),
+            repo_digest: None,
+        };
+        images.push(Loaded {
+            image: store.import(members, plan, progress)?,
+            names,
+        });
     }
     Ok(images)
 }
@@ -234,10 +311,19 @@ fn blob_name_digest(member: &str, members: &Members) -> Option<(Digest, u64)> {
     members.find(&name).map(|(_, size)| (digest, size))
 }
 
-fn load_layout(store: &Store, layout: &Layout, platform: &Platform, progress: &dyn Progress) -> Result<Vec<Loaded>> {
+fn load_layout(
+    store: &Store,
+    layout: &Layout,
+    platform: &Platform,
+    progress: &dyn Progress,
+) -> Result<Vec<Loaded>> {
     let path = layout.path().to_path_buf();
     let bytes = layout.read("index.json")?;
-    let index: Index = serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.clone(), what: "index.json".into(), source })?;
+    let index: Index = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+        path: path.clone(),
+        what: "index.json".into(),
+        source,
+    })?;
     let mut images = Vec::new();
     for desc in &index.manifests {
         let names: Vec<Reference> = desc
@@ -259,47 +345,97 @@ fn load_layout(store: &Store, layout: &Layout, platform: &Platform, progress: &d
     Ok(images)
 }
 
-fn load_layout_manifest(store: &Store, layout: &Layout, desc: &Descriptor, platform: &Platform, names: Vec<Reference>, progress: &dyn Progress) -> Result<Image> {
+fn load_layout_manifest(
+    store: &Store,
+    layout: &Layout,
+    desc: &Descriptor,
+    platform: &Platform,
+    names: Vec<Reference>,
+    progress: &dyn Progress,
+) -> Result<Image> {
     let mut desc = desc.clone();
     // Nested indexes are followed to the manifest for this platform.
     for _ in 0..4 {
-        let input = LayerInput { key: desc.digest.to_string(), media_type: desc.media_type.clone(), expected: Some((desc.digest.clone(), desc.size)) };
+        let input = LayerInput {
+            key: desc.digest.to_string(),
+            media_type: desc.media_type.clone(),
+            expected: Some((desc.digest.clone(), desc.size)),
+        };
         let (bytes, verified) = store.fetch_small(layout, &input, "manifest")?;
         match manifest::parse(&bytes, Some(&desc.media_type), &desc.digest.to_string())? {
-            Fetched::Index(index) => desc = manifest::select_platform(&index, platform, &desc.digest.to_string())?.clone(),
+            Fetched::Index(index) => {
+                desc =
+                    manifest::select_platform(&index, platform, &desc.digest.to_string())?.clone()
+            }
             Fetched::Manifest(m) => {
                 let plan = plan_for(&m, (bytes, verified), names, None);
                 return Ok(store.import(layout, plan, progress)?);
             }
         }
     }
-    Err(Error::Manifest(manifest::Error::MediaType { what: desc.digest.to_string(), media_type: "index nested too deeply".into() }))
+    Err(Error::Manifest(manifest::Error::MediaType {
+        what: desc.digest.to_string(),
+        media_type: "index nested too deeply".into(),
+    }))
 }
 
 /// The import plan for a manifest whose blobs a source serves by digest.
-pub fn plan_for(m: &manifest::Manifest, manifest: (Vec<u8>, Descriptor), names: Vec<Reference>, repo_digest: Option<String>) -> ImportPlan {
-    let input = |d: &Descriptor| LayerInput { key: d.digest.to_string(), media_type: d.media_type.clone(), expected: Some((d.digest.clone(), d.size)) };
-    ImportPlan { manifest: Some(manifest), config: input(&m.config), layers: m.layers.iter().map(input).collect(), names, repo_digest }
+pub fn plan_for(
+    m: &manifest::Manifest,
+    manifest: (Vec<u8>, Descriptor),
+    names: Vec<Reference>,
+    repo_digest: Option<String>,
+) -> ImportPlan {
+    let input = |d: &Descriptor| LayerInput {
+        key: d.digest.to_string(),
+        media_type: d.media_type.clone(),
+        expected: Some((d.digest.clone(), d.size)),
+    };
+    ImportPlan {
+        manifest: Some(manifest),
+        config: input(&m.config),
+        layers: m.layers.iter().map(input).collect(),
+        names,
+        repo_digest,
+    }
 }
 
 /// Writes images as an oci-archive (temp file, then rename: a failed save
 /// leaves no file).
 pub fn save(store: &Store, images: &[(Image, Option<Reference>)], out: &Path) -> Result<()> {
-    let tmp = out.with_file_name(format!(".{}.berth-tmp", out.file_name().map_or("save".into(), |n| n.to_string_lossy())));
-    let io_err = |source| Error::Io { path: out.to_path_buf(), source };
+    let tmp = out.with_file_name(format!(
+        ".{}.berth-tmp",
+        out.file_name()
+            .map_or("save".into(), |n| n.to_string_lossy())
+    ));
+    let io_err = |source| Error::Io {
+        path: out.to_path_buf(),
+        source,
+    };
     let result = (|| -> Result<()> {
         let file = File::create(&tmp).map_err(io_err)?;
         let mut builder = tar::Builder::new(io::BufWriter::new(file));
         let mut manifests = Vec::new();
         let mut written = std::collections::HashSet::new();
-        let add = |builder: &mut tar::Builder<io::BufWriter<File>>, name: &str, reader: &mut dyn Read, size: u64| -> Result<()> {
+        let add = |builder: &mut tar::Builder<io::BufWriter<File>>,
+                   name: &str,
+                   reader: &mut dyn Read,
+                   size: u64|
+         -> Result<()> {
             let mut header = tar::Header::new_ustar();
             header.set_size(size);
             header.set_mode(0o644);
             header.set_entry_type(tar::EntryType::Regular);
-            builder.append_data(&mut header, name, reader).map_err(io_err)
+            builder
+                .append_data(&mut header, name, reader)
+                .map_err(io_err)
         };
-        add(&mut builder, "oci-layout", &mut &br#"{"imageLayoutVersion":"1.0.0"}"#[..], 30)?;
+        add(
+            &mut builder,
+            "oci-layout",
+            &mut &br#"{"imageLayoutVersion":"1.0.0"}"#[..],
+            30,
+        )?;
         for (image, name) in images {
             let rec = &image.record;
             let mut digests = vec![&rec.manifest.digest, &rec.config.digest];
@@ -309,21 +445,59 @@ pub fn save(store: &Store, images: &[(Image, Option<Reference>)], out: &Path) ->
                     continue;
                 }
                 let path = store.blob_path(d);
-                let mut f = File::open(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-                let size = f.metadata().map_err(|source| Error::Io { path: path.clone(), source })?.len();
-                add(&mut builder, &format!("blobs/sha256/{}", d.hex()), &mut f, size)?;
+                let mut f = File::open(&path).map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let size = f
+                    .metadata()
+                    .map_err(|source| Error::Io {
+                        path: path.clone(),
+                        source,
+                    })?
+                    .len();
+                add(
+                    &mut builder,
+                    &format!("blobs/sha256/{}", d.hex()),
+                    &mut f,
+                    size,
+                )?;
             }
             let mut desc = rec.manifest.clone();
             if let Some(n) = name {
-                desc.annotations = Some([(REF_NAME.to_string(), n.to_string()), (CONTAINERD_NAME.to_string(), n.to_string())].into());
+                desc.annotations = Some(
+                    [
+                        (REF_NAME.to_string(), n.to_string()),
+                        (CONTAINERD_NAME.to_string(), n.to_string()),
+                    ]
+                    .into(),
+                );
             }
             manifests.push(desc);
         }
-        let index = Index { schema_version: 2, media_type: Some(manifest::OCI_INDEX.into()), manifests, annotations: None };
-        let json = serde_json::to_vec(&index).map_err(|source| Error::Json { path: out.to_path_buf(), what: "index.json".into(), source })?;
-        add(&mut builder, "index.json", &mut &json[..], json.len() as u64)?;
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(manifest::OCI_INDEX.into()),
+            manifests,
+            annotations: None,
+        };
+        let json = serde_json::to_vec(&index).map_err(|source| Error::Json {
+            path: out.to_path_buf(),
+            what: "index.json".into(),
+            source,
+        })?;
+        add(
+            &mut builder,
+            "index.json",
+            &mut &json[..],
+            json.len() as u64,
+        )?;
         let writer = builder.into_inner().map_err(io_err)?;
-        writer.into_inner().map_err(|e| io_err(e.into_error()))?.sync_all().map_err(io_err)?;
+        writer
+            .into_inner()
+            .map_err(|e| io_err(e.into_error()))?
+            .sync_all()
+            .map_err(io_err)?;
         fs::rename(&tmp, out).map_err(io_err)
     })();
     if result.is_err() {

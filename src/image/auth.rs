@@ -18,7 +18,10 @@ pub enum Error {
     #[error("credential file {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("credential file {path}: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("credential file {path}: entry for {registry} is not base64 user:password")]
     BadEntry { path: PathBuf, registry: String },
 }
@@ -42,14 +45,20 @@ impl Credentials {
     /// Parses `user:password` (the password may contain ':').
     pub fn parse(s: &str) -> Result<Credentials> {
         match s.split_once(':') {
-            Some((u, p)) if !u.is_empty() => Ok(Credentials { username: u.to_string(), password: p.to_string() }),
+            Some((u, p)) if !u.is_empty() => Ok(Credentials {
+                username: u.to_string(),
+                password: p.to_string(),
+            }),
             _ => Err(Error::BadCreds),
         }
     }
 
     /// The `Authorization: Basic` value.
     pub fn basic(&self) -> String {
-        format!("Basic {}", STANDARD.encode(format!("{}:{}", self.username, self.password)))
+        format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", self.username, self.password))
+        )
     }
 }
 
@@ -71,23 +80,43 @@ pub struct CredentialStore {
 
 impl CredentialStore {
     pub fn new(root: &Path) -> CredentialStore {
-        CredentialStore { path: root.join("auth.json") }
+        CredentialStore {
+            path: root.join("auth.json"),
+        }
     }
 
     fn read(&self) -> Result<AuthFile> {
         match fs::read(&self.path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json { path: self.path.clone(), source }),
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json {
+                path: self.path.clone(),
+                source,
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(AuthFile::default()),
-            Err(source) => Err(Error::Io { path: self.path.clone(), source }),
+            Err(source) => Err(Error::Io {
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 
     fn write(&self, file: &AuthFile) -> Result<()> {
-        let io_err = |source| Error::Io { path: self.path.clone(), source };
-        let json = serde_json::to_vec_pretty(file).map_err(|source| Error::Json { path: self.path.clone(), source })?;
-        let tmp = self.path.with_extension(format!("tmp-{}", std::process::id()));
+        let io_err = |source| Error::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(file).map_err(|source| Error::Json {
+            path: self.path.clone(),
+            source,
+        })?;
+        let tmp = self
+            .path
+            .with_extension(format!("tmp-{}", std::process::id()));
         let result = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(&json)?;
             f.sync_all()?;
             fs::rename(&tmp, &self.path)?;
@@ -101,8 +130,13 @@ impl CredentialStore {
 
     pub fn get(&self, registry: &str) -> Result<Option<Credentials>> {
         let file = self.read()?;
-        let Some(entry) = file.auths.get(registry) else { return Ok(None) };
-        let bad = || Error::BadEntry { path: self.path.clone(), registry: registry.to_string() };
+        let Some(entry) = file.auths.get(registry) else {
+            return Ok(None);
+        };
+        let bad = || Error::BadEntry {
+            path: self.path.clone(),
+            registry: registry.to_string(),
+        };
         let decoded = STANDARD.decode(&entry.auth).map_err(|_| bad())?;
         let text = String::from_utf8(decoded).map_err(|_| bad())?;
         Credentials::parse(&text).map(Some).map_err(|_| bad())
@@ -130,7 +164,11 @@ impl CredentialStore {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 /// Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`.
@@ -157,7 +195,12 @@ fn parse_params(s: &str) -> BTreeMap<String, String> {
         while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
             chars.next();
         }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect::<String>().trim().to_ascii_lowercase();
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .to_ascii_lowercase();
         if key.is_empty() {
             break;
         }
@@ -176,7 +219,12 @@ fn parse_params(s: &str) -> BTreeMap<String, String> {
                 }
             }
         } else {
-            value = chars.by_ref().take_while(|c| *c != ',').collect::<String>().trim().to_string();
+            value = chars
+                .by_ref()
+                .take_while(|c| *c != ',')
+                .collect::<String>()
+                .trim()
+                .to_string();
         }
         out.insert(key, value);
     }
@@ -190,14 +238,19 @@ mod tests {
     #[test]
     fn challenges() {
         assert_eq!(
-            parse_challenge(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull,push""#),
+            parse_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull,push""#
+            ),
             Some(Challenge::Bearer {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),
                 scope: Some("repository:library/busybox:pull,push".into())
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Bearer service=x"), None);
         assert_eq!(parse_challenge("Negotiate"), None);
     }
@@ -205,7 +258,10 @@ mod tests {
     #[test]
     fn credentials() {
         let c = Credentials::parse("user:pa:ss").unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("user", "pa:ss"));
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("user", "pa:ss")
+        );
         assert!(Credentials::parse("nopass").is_err());
         assert!(Credentials::parse(":x").is_err());
         assert_eq!(Credentials::parse("a:b").unwrap().basic(), "Basic YTpi");
@@ -219,7 +275,11 @@ mod tests {
         let c = Credentials::parse("u:p").unwrap();
         store.set("localhost:5000", &c).unwrap();
         assert_eq!(store.get("localhost:5000").unwrap(), Some(c));
-        let mode = fs::metadata(dir.path().join("auth.json")).unwrap().permissions().mode() & 0o777;
+        let mode = fs::metadata(dir.path().join("auth.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         assert!(store.remove("localhost:5000").unwrap());
         assert_eq!(store.get("localhost:5000").unwrap(), None);

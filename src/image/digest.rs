@@ -30,13 +30,21 @@ impl Digest {
 
     /// Digest of a whole byte slice.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest { hex: hex::encode(Sha256::digest(bytes)) }
+        Digest {
+            hex: hex::encode(Sha256::digest(bytes)),
+        }
     }
 
     /// Parses 64 hex digits without the `sha256:` prefix (a store file name).
     pub fn from_hex(hex: &str) -> Result<Digest> {
-        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            Ok(Digest { hex: hex.to_string() })
+        if hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Digest {
+                hex: hex.to_string(),
+            })
         } else {
             Err(Error::Invalid(hex.to_string()))
         }
@@ -94,13 +102,23 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), count: 0, limit: None }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+            limit: None,
+        }
     }
 
     /// Fails reads once more than `limit` bytes have passed: the defence
     /// against decompression bombs, applied to the decompressed stream.
     pub fn with_limit(inner: R, limit: u64) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), count: 0, limit: Some(limit) }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+            limit: Some(limit),
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -111,7 +129,12 @@ impl<R: Read> HashingReader<R> {
     /// returns the digest and the total size.
     pub fn finish(mut self) -> io::Result<(Digest, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((Digest { hex: hex::encode(self.hasher.finalize()) }, self.count))
+        Ok((
+            Digest {
+                hex: hex::encode(self.hasher.finalize()),
+            },
+            self.count,
+        ))
     }
 
     pub fn get_mut(&mut self) -> &mut R {
@@ -160,11 +183,21 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), count: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     pub fn finish(self) -> (W, Digest, u64) {
-        (self.inner, Digest { hex: hex::encode(self.hasher.finalize()) }, self.count)
+        (
+            self.inner,
+            Digest {
+                hex: hex::encode(self.hasher.finalize()),
+            },
+            self.count,
+        )
     }
 }
 
@@ -186,15 +219,26 @@ mod tests {
 
     #[test]
     fn parses_and_prints() {
-        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse().unwrap();
+        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            .parse()
+            .unwrap();
         assert_eq!(d, Digest::of(b""));
         assert_eq!(d.short(), "e3b0c44298fc");
-        assert_eq!(d.to_string(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            d.to_string(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     #[test]
     fn rejects_bad_digests() {
-        for bad in ["", "sha256:", "sha512:00", "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", "sha256:../../etc/passwd0000000000000000000000000000000000000000000000000"] {
+        for bad in [
+            "",
+            "sha256:",
+            "sha512:00",
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+            "sha256:../../etc/passwd0000000000000000000000000000000000000000000000000",
+        ] {
             assert!(bad.parse::<Digest>().is_err(), "{bad}");
         }
     }

@@ -25,19 +25,35 @@ pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/v
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("manifest {what}: {source}")]
-    Json { what: String, source: serde_json::Error },
-    #[error("manifest {0}: docker schema1 manifests are not supported (deprecated; re-push the image)")]
+    Json {
+        what: String,
+        source: serde_json::Error,
+    },
+    #[error(
+        "manifest {0}: docker schema1 manifests are not supported (deprecated; re-push the image)"
+    )]
     Schema1(String),
     #[error("manifest {what}: unsupported media type {media_type:?}")]
     MediaType { what: String, media_type: String },
     #[error("no manifest for platform {wanted} in index {what} (available: {available})")]
-    NoPlatform { what: String, wanted: Platform, available: String },
+    NoPlatform {
+        what: String,
+        wanted: Platform,
+        available: String,
+    },
     #[error("invalid platform {0:?}: expected os/arch[/variant]")]
     BadPlatform(String),
     #[error("image config {what}: {source}")]
-    Config { what: String, source: serde_json::Error },
+    Config {
+        what: String,
+        source: serde_json::Error,
+    },
     #[error("image config {what}: {layers} layers but {diff_ids} diff_ids")]
-    LayerCount { what: String, layers: usize, diff_ids: usize },
+    LayerCount {
+        what: String,
+        layers: usize,
+        diff_ids: usize,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -75,7 +91,11 @@ impl Platform {
             "powerpc64" => "ppc64le",
             other => other,
         };
-        Platform { os: "linux".into(), architecture: arch.into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            architecture: arch.into(),
+            variant: None,
+        }
     }
 
     /// The variant to assume when an index entry or a request names none.
@@ -112,12 +132,19 @@ impl FromStr for Platform {
     type Err = Error;
     fn from_str(s: &str) -> Result<Platform> {
         let parts: Vec<&str> = s.split('/').collect();
-        let ok = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+        let ok =
+            |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
         match parts.as_slice() {
-            [os, arch] if ok(os) && ok(arch) => Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: None }),
-            [os, arch, v] if ok(os) && ok(arch) && ok(v) => {
-                Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: Some(v.to_string()) })
-            }
+            [os, arch] if ok(os) && ok(arch) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, v] if ok(os) && ok(arch) && ok(v) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(v.to_string()),
+            }),
             _ => Err(Error::BadPlatform(s.to_string())),
         }
     }
@@ -165,31 +192,50 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>, what: &str) -> Result<Fet
         schema_version: Option<u32>,
         manifests: Option<serde_json::Value>,
     }
-    let json = |source| Error::Json { what: what.to_string(), source };
+    let json = |source| Error::Json {
+        what: what.to_string(),
+        source,
+    };
     let probe: Probe = serde_json::from_slice(bytes).map_err(json)?;
-    let content_type = content_type.map(|c| c.split(';').next().unwrap_or(c).trim()).filter(|c| !c.is_empty());
+    let content_type = content_type
+        .map(|c| c.split(';').next().unwrap_or(c).trim())
+        .filter(|c| !c.is_empty());
     let media_type = probe.media_type.as_deref().or(content_type).unwrap_or("");
-    if media_type == DOCKER_SCHEMA1 || media_type == DOCKER_SCHEMA1_SIGNED || probe.schema_version == Some(1) {
+    if media_type == DOCKER_SCHEMA1
+        || media_type == DOCKER_SCHEMA1_SIGNED
+        || probe.schema_version == Some(1)
+    {
         return Err(Error::Schema1(what.to_string()));
     }
     match media_type {
         OCI_INDEX | DOCKER_LIST => Ok(Fetched::Index(serde_json::from_slice(bytes).map_err(json)?)),
-        OCI_MANIFEST | DOCKER_MANIFEST => Ok(Fetched::Manifest(serde_json::from_slice(bytes).map_err(json)?)),
+        OCI_MANIFEST | DOCKER_MANIFEST => Ok(Fetched::Manifest(
+            serde_json::from_slice(bytes).map_err(json)?,
+        )),
         // Some servers say application/json; the shape decides.
         "" | "application/json" | "text/plain" | "application/octet-stream" => {
             if probe.manifests.is_some() {
                 Ok(Fetched::Index(serde_json::from_slice(bytes).map_err(json)?))
             } else {
-                Ok(Fetched::Manifest(serde_json::from_slice(bytes).map_err(json)?))
+                Ok(Fetched::Manifest(
+                    serde_json::from_slice(bytes).map_err(json)?,
+                ))
             }
         }
-        other => Err(Error::MediaType { what: what.to_string(), media_type: other.to_string() }),
+        other => Err(Error::MediaType {
+            what: what.to_string(),
+            media_type: other.to_string(),
+        }),
     }
 }
 
 /// Chooses the manifest for `wanted` from an index. Entries without a
 /// platform (attestations, unknown/unknown) never match.
-pub fn select_platform<'a>(index: &'a Index, wanted: &Platform, what: &str) -> Result<&'a Descriptor> {
+pub fn select_platform<'a>(
+    index: &'a Index,
+    wanted: &Platform,
+    what: &str,
+) -> Result<&'a Descriptor> {
     index
         .manifests
         .iter()
@@ -199,8 +245,16 @@ pub fn select_platform<'a>(index: &'a Index, wanted: &Platform, what: &str) -> R
             what: what.to_string(),
             wanted: wanted.clone(),
             available: {
-                let all: Vec<String> = index.manifests.iter().filter_map(|d| d.platform.as_ref().map(|p| p.to_string())).collect();
-                if all.is_empty() { "none".to_string() } else { all.join(", ") }
+                let all: Vec<String> = index
+                    .manifests
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                    .collect();
+                if all.is_empty() {
+                    "none".to_string()
+                } else {
+                    all.join(", ")
+                }
             },
         })
 }
@@ -227,9 +281,16 @@ pub struct RootFs {
 
 /// Parses an image config and checks that it names one diffID per layer.
 pub fn parse_config(bytes: &[u8], layers: usize, what: &str) -> Result<ConfigSummary> {
-    let config: ConfigSummary = serde_json::from_slice(bytes).map_err(|source| Error::Config { what: what.to_string(), source })?;
+    let config: ConfigSummary = serde_json::from_slice(bytes).map_err(|source| Error::Config {
+        what: what.to_string(),
+        source,
+    })?;
     if config.rootfs.diff_ids.len() != layers {
-        return Err(Error::LayerCount { what: what.to_string(), layers, diff_ids: config.rootfs.diff_ids.len() });
+        return Err(Error::LayerCount {
+            what: what.to_string(),
+            layers,
+            diff_ids: config.rootfs.diff_ids.len(),
+        });
     }
     Ok(config)
 }
@@ -280,48 +341,88 @@ mod tests {
 
     #[test]
     fn selects_platforms() {
-        let Fetched::Index(index) = parse(index_json().as_bytes(), None, "t").unwrap() else { panic!("not an index") };
+        let Fetched::Index(index) = parse(index_json().as_bytes(), None, "t").unwrap() else {
+            panic!("not an index")
+        };
         let pick = |p: &str| select_platform(&index, &p.parse().unwrap(), "t").map(|d| d.size);
         assert_eq!(pick("linux/amd64").unwrap(), 3);
         assert_eq!(pick("linux/arm64").unwrap(), 2);
         assert_eq!(pick("linux/arm64/v8").unwrap(), 2);
         assert_eq!(pick("linux/arm/v6").unwrap(), 1);
         let err = pick("linux/arm").unwrap_err().to_string();
-        assert!(err.contains("linux/arm") && err.contains("linux/arm/v6"), "{err}");
+        assert!(
+            err.contains("linux/arm") && err.contains("linux/arm/v6"),
+            "{err}"
+        );
         assert!(pick("windows/amd64").is_err());
     }
 
     #[test]
     fn parses_manifests_by_type_or_shape() {
-        let m = format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"{OCI_CONFIG}","digest":"{D}","size":5}},"layers":[]}}"#);
-        assert!(matches!(parse(m.as_bytes(), Some(OCI_MANIFEST), "t").unwrap(), Fetched::Manifest(_)));
-        assert!(matches!(parse(m.as_bytes(), None, "t").unwrap(), Fetched::Manifest(_)));
-        assert!(matches!(parse(br#"{"schemaVersion":1,"name":"x"}"#, None, "t"), Err(Error::Schema1(_))));
-        assert!(matches!(parse(m.as_bytes(), Some("text/html"), "t"), Err(Error::MediaType { .. })));
+        let m = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"{OCI_CONFIG}","digest":"{D}","size":5}},"layers":[]}}"#
+        );
+        assert!(matches!(
+            parse(m.as_bytes(), Some(OCI_MANIFEST), "t").unwrap(),
+            Fetched::Manifest(_)
+        ));
+        assert!(matches!(
+            parse(m.as_bytes(), None, "t").unwrap(),
+            Fetched::Manifest(_)
+        ));
+        assert!(matches!(
+            parse(br#"{"schemaVersion":1,"name":"x"}"#, None, "t"),
+            Err(Error::Schema1(_))
+        ));
+        assert!(matches!(
+            parse(m.as_bytes(), Some("text/html"), "t"),
+            Err(Error::MediaType { .. })
+        ));
         assert!(parse(b"not json", None, "t").is_err());
     }
 
     #[test]
     fn platform_strings() {
-        assert_eq!("linux/arm64/v8".parse::<Platform>().unwrap().to_string(), "linux/arm64/v8");
+        assert_eq!(
+            "linux/arm64/v8".parse::<Platform>().unwrap().to_string(),
+            "linux/arm64/v8"
+        );
         assert!("linux".parse::<Platform>().is_err());
         assert!("linux/amd64/v2/x".parse::<Platform>().is_err());
     }
 
     #[test]
     fn config_must_match_layers() {
-        let c = format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{D}"]}}}}"#);
-        assert_eq!(parse_config(c.as_bytes(), 1, "t").unwrap().rootfs.diff_ids.len(), 1);
-        assert!(matches!(parse_config(c.as_bytes(), 2, "t"), Err(Error::LayerCount { .. })));
+        let c = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{D}"]}}}}"#
+        );
+        assert_eq!(
+            parse_config(c.as_bytes(), 1, "t")
+                .unwrap()
+                .rootfs
+                .diff_ids
+                .len(),
+            1
+        );
+        assert!(matches!(
+            parse_config(c.as_bytes(), 2, "t"),
+            Err(Error::LayerCount { .. })
+        ));
     }
 
     #[test]
     fn detects_compression() {
         assert_eq!(Compression::detect(&[0x1f, 0x8b, 8], ""), Compression::Gzip);
-        assert_eq!(Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd], ""), Compression::Zstd);
+        assert_eq!(
+            Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd], ""),
+            Compression::Zstd
+        );
         let mut tar = vec![0u8; 512];
         tar[257..262].copy_from_slice(b"ustar");
         assert_eq!(Compression::detect(&tar, OCI_LAYER_GZIP), Compression::None);
-        assert_eq!(Compression::detect(b"", "application/vnd.oci.image.layer.v1.tar+zstd"), Compression::Zstd);
+        assert_eq!(
+            Compression::detect(b"", "application/vnd.oci.image.layer.v1.tar+zstd"),
+            Compression::Zstd
+        );
     }
 }

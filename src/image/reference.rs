@@ -47,7 +47,10 @@ impl Reference {
     /// `docker.io/library/busybox`, `user/app` for `docker.io/user/app`.
     pub fn familiar_name(&self) -> String {
         if self.registry == DEFAULT_REGISTRY {
-            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_string()
+            self.repository
+                .strip_prefix("library/")
+                .unwrap_or(&self.repository)
+                .to_string()
         } else {
             self.name()
         }
@@ -69,19 +72,33 @@ impl Reference {
 
     /// The same repository with another tag and no digest.
     pub fn with_tag(&self, tag: &str) -> Reference {
-        Reference { tag: Some(tag.to_string()), digest: None, ..self.clone() }
+        Reference {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..self.clone()
+        }
     }
 }
 
 /// The API host for a registry name (`docker.io` is served elsewhere).
 pub fn registry_api_host(registry: &str) -> &str {
-    if registry == DEFAULT_REGISTRY { DOCKER_HUB_API } else { registry }
+    if registry == DEFAULT_REGISTRY {
+        DOCKER_HUB_API
+    } else {
+        registry
+    }
 }
 
 /// Normalises a registry name as `berth login` and the credential file use it.
 pub fn normalize_registry(registry: &str) -> String {
-    let r = registry.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
-    let r = r.strip_suffix("/v1").or_else(|| r.strip_suffix("/v2")).unwrap_or(r);
+    let r = registry
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let r = r
+        .strip_suffix("/v1")
+        .or_else(|| r.strip_suffix("/v2"))
+        .unwrap_or(r);
     match r {
         "index.docker.io" | "registry-1.docker.io" | "" => DEFAULT_REGISTRY.to_string(),
         other => other.to_string(),
@@ -110,7 +127,13 @@ impl FromStr for Reference {
             return Err(bad("empty or too long"));
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((rest, d)) => (rest, Some(d.parse::<Digest>().map_err(|_| bad("bad digest after '@'"))?)),
+            Some((rest, d)) => (
+                rest,
+                Some(
+                    d.parse::<Digest>()
+                        .map_err(|_| bad("bad digest after '@'"))?,
+                ),
+            ),
             None => (s, None),
         };
         // A ':' after the last '/' starts the tag; one before it is a port.
@@ -122,10 +145,16 @@ impl FromStr for Reference {
         if let Some(tag) = tag
             && !valid_tag(tag)
         {
-            return Err(bad("a tag is 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'"));
+            return Err(bad(
+                "a tag is 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+            ));
         }
         let (registry, path) = match name.split_once('/') {
-            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) => {
+            Some((first, path))
+                if first.contains(['.', ':'])
+                    || first == "localhost"
+                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            {
                 (normalize_registry(first), path)
             }
             _ => (DEFAULT_REGISTRY.to_string(), name),
@@ -134,9 +163,15 @@ impl FromStr for Reference {
             return Err(bad("bad registry host"));
         }
         if path.is_empty() || !path.split('/').all(valid_path_component) {
-            return Err(bad("repository components are lowercase [a-z0-9] joined by '.', '_', '__' or '-'"));
+            return Err(bad(
+                "repository components are lowercase [a-z0-9] joined by '.', '_', '__' or '-'",
+            ));
         }
-        let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') { format!("library/{path}") } else { path.to_string() };
+        let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path.to_string()
+        };
         if repository.len() > 255 {
             return Err(bad("repository name longer than 255 characters"));
         }
@@ -145,7 +180,12 @@ impl FromStr for Reference {
             (None, Some(_)) => None,
             (None, None) => Some(DEFAULT_TAG.to_string()),
         };
-        Ok(Reference { registry, repository, tag, digest })
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 }
 
@@ -154,11 +194,15 @@ fn valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn valid_registry(host: &str) -> bool {
-    !host.is_empty() && host.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']'))
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, the distribution spec's path component.
@@ -200,9 +244,15 @@ mod tests {
     #[test]
     fn docker_hub_defaults() {
         assert_eq!(r("busybox").to_string(), "docker.io/library/busybox:latest");
-        assert_eq!(r("library/busybox:1.36").to_string(), "docker.io/library/busybox:1.36");
+        assert_eq!(
+            r("library/busybox:1.36").to_string(),
+            "docker.io/library/busybox:1.36"
+        );
         assert_eq!(r("user/app").to_string(), "docker.io/user/app:latest");
-        assert_eq!(r("index.docker.io/busybox").to_string(), "docker.io/library/busybox:latest");
+        assert_eq!(
+            r("index.docker.io/busybox").to_string(),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(r("busybox").api_host(), "registry-1.docker.io");
         assert_eq!(r("busybox").familiar_name(), "busybox");
         assert_eq!(r("user/app").familiar_name(), "user/app");
@@ -218,22 +268,46 @@ mod tests {
         assert_eq!(x.manifest_ref(), d);
         assert_eq!(x.to_string(), format!("registry:5000/team/app@{d}"));
         let y = r("localhost/busybox");
-        assert_eq!((y.registry.as_str(), y.repository.as_str()), ("localhost", "busybox"));
+        assert_eq!(
+            (y.registry.as_str(), y.repository.as_str()),
+            ("localhost", "busybox")
+        );
         let z = r("127.0.0.1:5000/a/b/c:v1.2-rc_3");
-        assert_eq!((z.registry.as_str(), z.repository.as_str(), z.tag.as_deref()), ("127.0.0.1:5000", "a/b/c", Some("v1.2-rc_3")));
+        assert_eq!(
+            (z.registry.as_str(), z.repository.as_str(), z.tag.as_deref()),
+            ("127.0.0.1:5000", "a/b/c", Some("v1.2-rc_3"))
+        );
         assert_eq!(r(&format!("busybox:1@{d}")).manifest_ref(), d);
     }
 
     #[test]
     fn rejects_bad_references() {
-        for bad in ["", "Busybox", "busybox:", "busybox:-x", "a//b", "/busybox", "busybox@sha256:12", "a/../b", "a/-b", "busybox:a b", "reg:5000/"] {
-            assert!(bad.parse::<Reference>().is_err(), "{bad} should be rejected");
+        for bad in [
+            "",
+            "Busybox",
+            "busybox:",
+            "busybox:-x",
+            "a//b",
+            "/busybox",
+            "busybox@sha256:12",
+            "a/../b",
+            "a/-b",
+            "busybox:a b",
+            "reg:5000/",
+        ] {
+            assert!(
+                bad.parse::<Reference>().is_err(),
+                "{bad} should be rejected"
+            );
         }
     }
 
     #[test]
     fn normalises_registries() {
-        assert_eq!(normalize_registry("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(
+            normalize_registry("https://index.docker.io/v1/"),
+            "docker.io"
+        );
         assert_eq!(normalize_registry("localhost:5000"), "localhost:5000");
     }
 }

@@ -49,11 +49,23 @@ pub enum Error {
     #[error("{what}: {source}")]
     Fetch { what: String, source: io::Error },
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
-    DigestMismatch { what: String, expected: Digest, actual: Digest },
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("{what}: size mismatch: expected {expected} bytes, got {actual}")]
-    SizeMismatch { what: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("layer {blob}: diffID mismatch: the config says {expected}, the content is {actual}")]
-    DiffIdMismatch { blob: String, expected: Digest, actual: Digest },
+    DiffIdMismatch {
+        blob: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("layer {blob}: {source}")]
     Unpack { blob: String, source: unpack::Error },
     #[error("{0}")]
@@ -69,7 +81,10 @@ pub enum Error {
     #[error("image {image} has several names ({names}); remove them by name, or use -f")]
     ManyNames { image: String, names: String },
     #[error("image record {path}: {source}")]
-    Record { path: PathBuf, source: serde_json::Error },
+    Record {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("image config {id}: {message}")]
     Config { id: Digest, message: String },
 }
@@ -77,7 +92,10 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// One layer of an image record: its blob and its unpacked content.
@@ -173,6 +191,9 @@ struct Repositories {
     names: BTreeMap<String, Digest>,
 }
 
+/// Where a layer thread leaves its result: the blob and the layer size.
+type LayerSlot = Mutex<Option<Result<(Descriptor, u64)>>>;
+
 /// The image store rooted at an engine root.
 pub struct Store {
     root: PathBuf,
@@ -182,11 +203,26 @@ pub struct Store {
 impl Store {
     /// Opens (creating as needed) the store under `root`.
     pub fn open(root: &Path) -> Result<Store> {
-        for sub in ["", "blobs/sha256", "layers", "images", "locks", "tmp", "image-users"] {
+        for sub in [
+            "",
+            "blobs/sha256",
+            "layers",
+            "images",
+            "locks",
+            "tmp",
+            "image-users",
+        ] {
             let dir = root.join(sub);
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io_at(&dir))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io_at(&dir))?;
         }
-        Ok(Store { root: root.to_path_buf(), max_layer_size: DEFAULT_MAX_LAYER_SIZE })
+        Ok(Store {
+            root: root.to_path_buf(),
+            max_layer_size: DEFAULT_MAX_LAYER_SIZE,
+        })
     }
 
     /// Caps a layer's uncompressed size (decompression bombs).
@@ -220,22 +256,47 @@ impl Store {
 
     /// Whether a layer is complete in the store.
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
-        self.root.join("layers").join(diff_id.hex()).join("size").exists()
+        self.root
+            .join("layers")
+            .join(diff_id.hex())
+            .join("size")
+            .exists()
     }
 
     fn lock(&self, name: &str, exclusive: bool) -> Result<File> {
         let path = self.root.join("locks").join(format!("{name}.lock"));
-        let file = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path).map_err(io_at(&path))?;
-        let op = if exclusive { rustix::fs::FlockOperation::LockExclusive } else { rustix::fs::FlockOperation::LockShared };
-        rustix::fs::flock(&file, op).map_err(|e| Error::Io { path: path.clone(), source: e.into() })?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        let op = if exclusive {
+            rustix::fs::FlockOperation::LockExclusive
+        } else {
+            rustix::fs::FlockOperation::LockShared
+        };
+        rustix::fs::flock(&file, op).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
         Ok(file)
     }
 
     /// Writes `bytes` to `path` by temp file and rename.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let tmp = self.tmp_path("write");
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io_at(&tmp))?;
-        let done = f.write_all(bytes).and_then(|()| f.sync_all()).and_then(|()| fs::rename(&tmp, path));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_at(&tmp))?;
+        let done = f
+            .write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .and_then(|()| fs::rename(&tmp, path));
         if done.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -245,7 +306,9 @@ impl Store {
     fn tmp_path(&self, what: &str) -> PathBuf {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        self.root.join("tmp").join(format!("{what}-{}-{n}", std::process::id()))
+        self.root
+            .join("tmp")
+            .join(format!("{what}-{}-{n}", std::process::id()))
     }
 
     /// Stores a small blob after checking it against `expected`.
@@ -259,17 +322,46 @@ impl Store {
     }
 
     /// Reads a small blob from a source, verifying it when `expected` says how.
-    pub fn fetch_small(&self, source: &dyn BlobSource, input: &LayerInput, what: &str) -> Result<(Vec<u8>, Descriptor)> {
-        let fetch = |source: io::Error| Error::Fetch { what: what.to_string(), source };
+    pub fn fetch_small(
+        &self,
+        source: &dyn BlobSource,
+        input: &LayerInput,
+        what: &str,
+    ) -> Result<(Vec<u8>, Descriptor)> {
+        let fetch = |source: io::Error| Error::Fetch {
+            what: what.to_string(),
+            source,
+        };
         let reader = source.open(&input.key).map_err(fetch)?;
         let mut bytes = Vec::new();
-        reader.take(MAX_METADATA_SIZE + 1).read_to_end(&mut bytes).map_err(fetch)?;
+        reader
+            .take(MAX_METADATA_SIZE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(fetch)?;
         if bytes.len() as u64 > MAX_METADATA_SIZE {
-            return Err(Error::SizeMismatch { what: what.to_string(), expected: MAX_METADATA_SIZE, actual: bytes.len() as u64 });
+            return Err(Error::SizeMismatch {
+                what: what.to_string(),
+                expected: MAX_METADATA_SIZE,
+                actual: bytes.len() as u64,
+            });
         }
         let desc = match &input.expected {
-            Some((digest, size)) => Descriptor { media_type: input.media_type.clone(), digest: digest.clone(), size: *size, platform: None, annotations: None, urls: None },
-            None => Descriptor { media_type: input.media_type.clone(), digest: Digest::of(&bytes), size: bytes.len() as u64, platform: None, annotations: None, urls: None },
+            Some((digest, size)) => Descriptor {
+                media_type: input.media_type.clone(),
+                digest: digest.clone(),
+                size: *size,
+                platform: None,
+                annotations: None,
+                urls: None,
+            },
+            None => Descriptor {
+                media_type: input.media_type.clone(),
+                digest: Digest::of(&bytes),
+                size: bytes.len() as u64,
+                platform: None,
+                annotations: None,
+                urls: None,
+            },
         };
         verify_bytes(&bytes, &desc, what)?;
         Ok((bytes, desc))
@@ -277,12 +369,21 @@ impl Store {
 
     /// Imports an image: config, layers (in parallel, each unpacked once),
     /// manifest, record and names.
-    pub fn import(&self, source: &dyn BlobSource, plan: ImportPlan, progress: &dyn Progress) -> Result<Image> {
+    pub fn import(
+        &self,
+        source: &dyn BlobSource,
+        plan: ImportPlan,
+        progress: &dyn Progress,
+    ) -> Result<Image> {
         let _gc = self.lock("gc", false)?;
         let (config_bytes, config_desc) = self.fetch_small(source, &plan.config, "image config")?;
-        let config: ConfigSummary = manifest::parse_config(&config_bytes, plan.layers.len(), &config_desc.digest.to_string())?;
+        let config: ConfigSummary = manifest::parse_config(
+            &config_bytes,
+            plan.layers.len(),
+            &config_desc.digest.to_string(),
+        )?;
 
-        let results: Vec<Mutex<Option<Result<(Descriptor, u64)>>>> = plan.layers.iter().map(|_| Mutex::new(None)).collect();
+        let results: Vec<LayerSlot> = plan.layers.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
         let failed = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
@@ -293,7 +394,12 @@ impl Store {
                         if i >= plan.layers.len() || failed.load(Ordering::SeqCst) {
                             break;
                         }
-                        let r = self.ingest_layer(source, &plan.layers[i], &config.rootfs.diff_ids[i], progress);
+                        let r = self.ingest_layer(
+                            source,
+                            &plan.layers[i],
+                            &config.rootfs.diff_ids[i],
+                            progress,
+                        );
                         if r.is_err() {
                             failed.store(true, Ordering::SeqCst);
                         }
@@ -310,7 +416,10 @@ impl Store {
             match slot.into_inner().ok().flatten() {
                 Some(Ok((blob, layer_size))) => {
                     size += layer_size;
-                    layers.push(LayerRecord { blob, diff_id: config.rootfs.diff_ids[i].clone() });
+                    layers.push(LayerRecord {
+                        blob,
+                        diff_id: config.rootfs.diff_ids[i].clone(),
+                    });
                 }
                 Some(Err(e)) => return Err(e),
                 // Not attempted because another layer failed first.
@@ -345,7 +454,10 @@ impl Store {
         {
             record.repo_digests.push(rd);
         }
-        let json = serde_json::to_vec_pretty(&record).map_err(|source| Error::Record { path: self.record_path(&id), source })?;
+        let json = serde_json::to_vec_pretty(&record).map_err(|source| Error::Record {
+            path: self.record_path(&id),
+            source,
+        })?;
         self.write_atomic(&self.record_path(&id), &json)?;
         self.update_names(|names| {
             for name in &plan.names {
@@ -357,40 +469,90 @@ impl Store {
 
     /// Fetches one layer blob into the store and unpacks it, unless both are
     /// there already. Returns the blob's descriptor and the layer's size.
-    fn ingest_layer(&self, source: &dyn BlobSource, input: &LayerInput, diff_id: &Digest, progress: &dyn Progress) -> Result<(Descriptor, u64)> {
-        let label = input.expected.as_ref().map_or_else(|| input.key.clone(), |(d, _)| d.to_string());
+    fn ingest_layer(
+        &self,
+        source: &dyn BlobSource,
+        input: &LayerInput,
+        diff_id: &Digest,
+        progress: &dyn Progress,
+    ) -> Result<(Descriptor, u64)> {
+        let label = input
+            .expected
+            .as_ref()
+            .map_or_else(|| input.key.clone(), |(d, _)| d.to_string());
         let _lock = self.lock(&format!("layer-{}", diff_id.hex()), true)?;
         let layer_home = self.root.join("layers").join(diff_id.hex());
         // A docker archive's uncompressed layer blob is named by its diffID.
         let blob_digest = input.expected.as_ref().map_or(diff_id, |(d, _)| d);
         let have_layer = self.has_layer(diff_id);
         if have_layer && self.blob_path(blob_digest).exists() {
-            let size = fs::read_to_string(layer_home.join("size")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-            let blob_size = fs::metadata(self.blob_path(blob_digest)).map(|m| m.len()).unwrap_or(0);
+            let size = fs::read_to_string(layer_home.join("size"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            let blob_size = fs::metadata(self.blob_path(blob_digest))
+                .map(|m| m.len())
+                .unwrap_or(0);
             progress.layer_skipped(&label);
-            return Ok((layer_descriptor(input, blob_digest.clone(), blob_size), size));
+            return Ok((
+                layer_descriptor(input, blob_digest.clone(), blob_size),
+                size,
+            ));
         }
 
         // Whatever a killed process left under this lock is stale.
-        let tmp_home = self.root.join("layers").join(format!(".tmp-{}", diff_id.hex()));
-        let tmp_blob = self.root.join("tmp").join(format!("layer-{}", diff_id.hex()));
+        let tmp_home = self
+            .root
+            .join("layers")
+            .join(format!(".tmp-{}", diff_id.hex()));
+        let tmp_blob = self
+            .root
+            .join("tmp")
+            .join(format!("layer-{}", diff_id.hex()));
         let _ = fs::remove_dir_all(&tmp_home);
         let _ = fs::remove_file(&tmp_blob);
         let cleanup = Cleanup(vec![tmp_home.clone(), tmp_blob.clone()]);
         let tmp_root = tmp_home.join("root");
-        fs::DirBuilder::new().mode(0o700).create(&tmp_home).map_err(io_at(&tmp_home))?;
-        fs::DirBuilder::new().mode(0o755).create(&tmp_root).map_err(io_at(&tmp_root))?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&tmp_home)
+            .map_err(io_at(&tmp_home))?;
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&tmp_root)
+            .map_err(io_at(&tmp_root))?;
 
-        let fetch = |source: io::Error| Error::Fetch { what: format!("layer {label}"), source };
+        let fetch = |source: io::Error| Error::Fetch {
+            what: format!("layer {label}"),
+            source,
+        };
         let reader = source.open(&input.key).map_err(fetch)?;
-        let blob_file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp_blob).map_err(io_at(&tmp_blob))?;
+        let blob_file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp_blob)
+            .map_err(io_at(&tmp_blob))?;
         progress.layer_started(&label, input.expected.as_ref().map(|(_, s)| *s));
-        let counted = Counted { inner: reader, progress, label: &label };
+        let counted = Counted {
+            inner: reader,
+            progress,
+            label: &label,
+        };
         let limit = input.expected.as_ref().map_or(u64::MAX, |(_, s)| *s);
-        let mut hashing = HashingReader::with_limit(Tee { inner: counted, file: blob_file }, limit);
+        let mut hashing = HashingReader::with_limit(
+            Tee {
+                inner: counted,
+                file: blob_file,
+            },
+            limit,
+        );
 
         let mut magic = Vec::with_capacity(512);
-        (&mut hashing).take(512).read_to_end(&mut magic).map_err(|e| self.blob_read_error(e, input, &label))?;
+        (&mut hashing)
+            .take(512)
+            .read_to_end(&mut magic)
+            .map_err(|e| self.blob_read_error(e, input, &label))?;
         let compression = Compression::detect(&magic, &input.media_type);
         let (size, actual_diff) = if have_layer {
             (0, None)
@@ -407,34 +569,60 @@ impl Store {
                         && let Ok((actual, _)) = hashing.finish()
                         && &actual != expected
                     {
-                        return Err(Error::DigestMismatch { what: format!("layer {label}"), expected: expected.clone(), actual });
+                        return Err(Error::DigestMismatch {
+                            what: format!("layer {label}"),
+                            expected: expected.clone(),
+                            actual,
+                        });
                     }
                     return Err(match source {
-                        unpack::Error::Read(e) if hashing_limit(&e) => self.blob_read_error(e, input, &label),
-                        source => Error::Unpack { blob: label.clone(), source },
+                        unpack::Error::Read(e) if hashing_limit(&e) => {
+                            self.blob_read_error(e, input, &label)
+                        }
+                        source => Error::Unpack {
+                            blob: label.clone(),
+                            source,
+                        },
                     });
                 }
             }
         };
-        let (digest, blob_size) = hashing.finish().map_err(|e| self.blob_read_error(e, input, &label))?;
+        let (digest, blob_size) = hashing
+            .finish()
+            .map_err(|e| self.blob_read_error(e, input, &label))?;
         if let Some((expected, expected_size)) = &input.expected {
             if blob_size != *expected_size {
-                return Err(Error::SizeMismatch { what: format!("layer {label}"), expected: *expected_size, actual: blob_size });
+                return Err(Error::SizeMismatch {
+                    what: format!("layer {label}"),
+                    expected: *expected_size,
+                    actual: blob_size,
+                });
             }
             if &digest != expected {
-                return Err(Error::DigestMismatch { what: format!("layer {label}"), expected: expected.clone(), actual: digest });
+                return Err(Error::DigestMismatch {
+                    what: format!("layer {label}"),
+                    expected: expected.clone(),
+                    actual: digest,
+                });
             }
         }
         if let Some(actual) = actual_diff
             && &actual != diff_id
         {
-            return Err(Error::DiffIdMismatch { blob: label, expected: diff_id.clone(), actual });
+            return Err(Error::DiffIdMismatch {
+                blob: label,
+                expected: diff_id.clone(),
+                actual,
+            });
         }
 
         // One syncfs makes the whole layer durable before it becomes
         // visible by rename (no fsync per file).
         let dirfd = File::open(&tmp_home).map_err(io_at(&tmp_home))?;
-        rustix::fs::syncfs(&dirfd).map_err(|e| Error::Io { path: tmp_home.clone(), source: e.into() })?;
+        rustix::fs::syncfs(&dirfd).map_err(|e| Error::Io {
+            path: tmp_home.clone(),
+            source: e.into(),
+        })?;
         let blob_path = self.blob_path(&digest);
         fs::rename(&tmp_blob, &blob_path).map_err(io_at(&blob_path))?;
         if !have_layer {
@@ -444,21 +632,37 @@ impl Store {
         }
         drop(cleanup);
         progress.layer_done(&label);
-        let size = if have_layer { fs::read_to_string(layer_home.join("size")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) } else { size };
+        let size = if have_layer {
+            fs::read_to_string(layer_home.join("size"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        } else {
+            size
+        };
         Ok((layer_descriptor(input, digest, blob_size), size))
     }
 
     fn blob_read_error(&self, e: io::Error, input: &LayerInput, label: &str) -> Error {
         match &input.expected {
-            Some((_, size)) if hashing_limit(&e) => Error::SizeMismatch { what: format!("layer {label}"), expected: *size, actual: size + 1 },
-            _ => Error::Fetch { what: format!("layer {label}"), source: e },
+            Some((_, size)) if hashing_limit(&e) => Error::SizeMismatch {
+                what: format!("layer {label}"),
+                expected: *size,
+                actual: size + 1,
+            },
+            _ => Error::Fetch {
+                what: format!("layer {label}"),
+                source: e,
+            },
         }
     }
 
     fn read_names(&self) -> Result<Repositories> {
         let path = self.root.join("repositories.json");
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::Record { path, source }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| Error::Record { path, source })
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Repositories::default()),
             Err(e) => Err(Error::Io { path, source: e }),
         }
@@ -469,7 +673,10 @@ impl Store {
         let mut repos = self.read_names()?;
         f(&mut repos.names);
         let path = self.root.join("repositories.json");
-        let json = serde_json::to_vec_pretty(&repos).map_err(|source| Error::Record { path: path.clone(), source })?;
+        let json = serde_json::to_vec_pretty(&repos).map_err(|source| Error::Record {
+            path: path.clone(),
+            source,
+        })?;
         self.write_atomic(&path, &json)
     }
 
@@ -477,7 +684,9 @@ impl Store {
         let path = self.record_path(id);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound(id.to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(id.to_string()));
+            }
             Err(e) => return Err(Error::Io { path, source: e }),
         };
         serde_json::from_slice(&bytes).map_err(|source| Error::Record { path, source })
@@ -511,7 +720,12 @@ impl Store {
             if let Some(d) = &r.digest {
                 for id in self.record_ids()? {
                     let rec = self.read_record(&id)?;
-                    if &rec.manifest.digest == d && rec.repo_digests.iter().any(|rd| rd.starts_with(&format!("{}@", r.name()))) {
+                    if &rec.manifest.digest == d
+                        && rec
+                            .repo_digests
+                            .iter()
+                            .any(|rd| rd.starts_with(&format!("{}@", r.name())))
+                    {
                         return Ok((id, None));
                     }
                 }
@@ -519,7 +733,11 @@ impl Store {
         }
         let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
         if hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let matches: Vec<Digest> = self.record_ids()?.into_iter().filter(|id| id.hex().starts_with(&hex.to_ascii_lowercase())).collect();
+            let matches: Vec<Digest> = self
+                .record_ids()?
+                .into_iter()
+                .filter(|id| id.hex().starts_with(&hex.to_ascii_lowercase()))
+                .collect();
             match matches.len() {
                 1 => return Ok((matches[0].clone(), None)),
                 0 => {}
@@ -542,10 +760,29 @@ impl Store {
         let record = self.read_record(id)?;
         let bytes = self.read_blob(&record.config.digest)?;
         let config: oci_spec::image::ImageConfiguration =
-            serde_json::from_slice(&bytes).map_err(|e| Error::Config { id: id.clone(), message: e.to_string() })?;
-        let layer_dirs = record.layers.iter().map(|l| self.layer_dir(&l.diff_id)).collect();
-        let names = self.read_names()?.names.into_iter().filter(|(_, v)| v == id).map(|(k, _)| k).collect();
-        Ok(Image { id: id.clone(), names, config, layer_dirs, record })
+            serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+                id: id.clone(),
+                message: e.to_string(),
+            })?;
+        let layer_dirs = record
+            .layers
+            .iter()
+            .map(|l| self.layer_dir(&l.diff_id))
+            .collect();
+        let names = self
+            .read_names()?
+            .names
+            .into_iter()
+            .filter(|(_, v)| v == id)
+            .map(|(k, _)| k)
+            .collect();
+        Ok(Image {
+            id: id.clone(),
+            names,
+            config,
+            layer_dirs,
+            record,
+        })
     }
 
     /// Every image, one row per name (and one for an image without names).
@@ -554,14 +791,26 @@ impl Store {
         let mut rows = Vec::new();
         let mut named = HashSet::new();
         for (name, id) in &names {
-            let Ok(rec) = self.read_record(id) else { continue };
+            let Ok(rec) = self.read_record(id) else {
+                continue;
+            };
             named.insert(id.clone());
-            rows.push(ImageSummary { id: id.clone(), name: name.parse().ok(), created: rec.created, size: rec.size });
+            rows.push(ImageSummary {
+                id: id.clone(),
+                name: name.parse().ok(),
+                created: rec.created,
+                size: rec.size,
+            });
         }
         for id in self.record_ids()? {
             if !named.contains(&id) {
                 let rec = self.read_record(&id)?;
-                rows.push(ImageSummary { id, name: None, created: rec.created, size: rec.size });
+                rows.push(ImageSummary {
+                    id,
+                    name: None,
+                    created: rec.created,
+                    size: rec.size,
+                });
             }
         }
         Ok(rows)
@@ -572,7 +821,10 @@ impl Store {
         let (id, _) = self.lookup(src)?;
         let dst: Reference = dst.parse()?;
         if dst.digest.is_some() {
-            return Err(Error::Reference(reference::Error::Invalid(dst.to_string(), "a tag target cannot carry a digest")));
+            return Err(Error::Reference(reference::Error::Invalid(
+                dst.to_string(),
+                "a tag target cannot carry a digest",
+            )));
         }
         self.update_names(|names| {
             names.insert(dst.full_name(), id.clone());
@@ -583,7 +835,11 @@ impl Store {
     /// creates one); `rmi` refuses such an image.
     pub fn add_user(&self, id: &Digest, container: &str) -> Result<()> {
         let dir = self.root.join("image-users").join(id.hex());
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io_at(&dir))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_at(&dir))?;
         let path = dir.join(container_file_name(container));
         File::create(&path).map(drop).map_err(io_at(&path))
     }
@@ -609,9 +865,17 @@ impl Store {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::Io { path: dir, source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: dir,
+                    source: e,
+                });
+            }
         };
-        let mut users: Vec<String> = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let mut users: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         users.sort();
         Ok(users)
     }
@@ -621,20 +885,32 @@ impl Store {
     pub fn remove(&self, reference: &str, force: bool) -> Result<Vec<Removed>> {
         let _gc = self.lock("gc", true)?;
         let (id, by_name) = self.lookup(reference)?;
-        let names: Vec<String> = self.read_names()?.names.into_iter().filter(|(_, v)| *v == id).map(|(k, _)| k).collect();
+        let names: Vec<String> = self
+            .read_names()?
+            .names
+            .into_iter()
+            .filter(|(_, v)| *v == id)
+            .map(|(k, _)| k)
+            .collect();
         let users = self.image_users(&id)?;
         let to_untag: Vec<String> = match &by_name {
             Some(r) => vec![r.full_name()],
             None => {
                 if names.len() > 1 && !force {
-                    return Err(Error::ManyNames { image: id.short().to_string(), names: names.join(", ") });
+                    return Err(Error::ManyNames {
+                        image: id.short().to_string(),
+                        names: names.join(", "),
+                    });
                 }
                 names.clone()
             }
         };
         let last_name = to_untag.len() == names.len();
         if last_name && !users.is_empty() && !force {
-            return Err(Error::InUse { image: reference.to_string(), containers: users.join(", ") });
+            return Err(Error::InUse {
+                image: reference.to_string(),
+                containers: users.join(", "),
+            });
         }
         let mut removed = Vec::new();
         self.update_names(|map| {
@@ -675,10 +951,16 @@ impl Store {
             }
         }
         let layer_dir = self.root.join("layers");
-        for entry in fs::read_dir(&layer_dir).map_err(io_at(&layer_dir))?.flatten() {
+        for entry in fs::read_dir(&layer_dir)
+            .map_err(io_at(&layer_dir))?
+            .flatten()
+        {
             if !layers.contains(entry.file_name().to_string_lossy().as_ref()) {
                 // Rename first so a half-deleted layer never looks complete.
-                let doomed = self.root.join("layers").join(format!(".tmp-gc-{}", entry.file_name().to_string_lossy()));
+                let doomed = self
+                    .root
+                    .join("layers")
+                    .join(format!(".tmp-gc-{}", entry.file_name().to_string_lossy()));
                 if fs::rename(entry.path(), &doomed).is_ok() {
                     let _ = fs::remove_dir_all(&doomed);
                 }
@@ -702,18 +984,37 @@ fn hashing_limit(e: &io::Error) -> bool {
 
 fn verify_bytes(bytes: &[u8], expected: &Descriptor, what: &str) -> Result<()> {
     if bytes.len() as u64 != expected.size {
-        return Err(Error::SizeMismatch { what: format!("{what} {}", expected.digest), expected: expected.size, actual: bytes.len() as u64 });
+        return Err(Error::SizeMismatch {
+            what: format!("{what} {}", expected.digest),
+            expected: expected.size,
+            actual: bytes.len() as u64,
+        });
     }
     let actual = Digest::of(bytes);
     if actual != expected.digest {
-        return Err(Error::DigestMismatch { what: what.to_string(), expected: expected.digest.clone(), actual });
+        return Err(Error::DigestMismatch {
+            what: what.to_string(),
+            expected: expected.digest.clone(),
+            actual,
+        });
     }
     Ok(())
 }
 
 fn layer_descriptor(input: &LayerInput, digest: Digest, size: u64) -> Descriptor {
-    let media_type = if input.media_type.is_empty() { DOCKER_LAYER_TAR.to_string() } else { input.media_type.clone() };
-    Descriptor { media_type, digest, size, platform: None, annotations: None, urls: None }
+    let media_type = if input.media_type.is_empty() {
+        DOCKER_LAYER_TAR.to_string()
+    } else {
+        input.media_type.clone()
+    };
+    Descriptor {
+        media_type,
+        digest,
+        size,
+        platform: None,
+        annotations: None,
+        urls: None,
+    }
 }
 
 /// A Docker schema2 manifest for layers that came without one.
@@ -721,13 +1022,23 @@ fn synthesize_manifest(config: &Descriptor, layers: &[LayerRecord]) -> (Vec<u8>,
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(manifest::DOCKER_MANIFEST.to_string()),
-        config: Descriptor { media_type: DOCKER_CONFIG.to_string(), ..config.clone() },
+        config: Descriptor {
+            media_type: DOCKER_CONFIG.to_string(),
+            ..config.clone()
+        },
         layers: layers.iter().map(|l| l.blob.clone()).collect(),
         annotations: None,
     };
     // Serialising plain structs of strings and numbers cannot fail.
     let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
-    let desc = Descriptor { media_type: manifest::DOCKER_MANIFEST.to_string(), digest: Digest::of(&bytes), size: bytes.len() as u64, platform: None, annotations: None, urls: None };
+    let desc = Descriptor {
+        media_type: manifest::DOCKER_MANIFEST.to_string(),
+        digest: Digest::of(&bytes),
+        size: bytes.len() as u64,
+        platform: None,
+        annotations: None,
+        urls: None,
+    };
     (bytes, desc)
 }
 

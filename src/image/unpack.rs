@@ -48,7 +48,11 @@ pub enum Error {
     #[error("entry {entry:?}: {why}")]
     Hostile { entry: String, why: String },
     #[error("entry {entry:?}: {op}: {source}")]
-    Io { entry: String, op: &'static str, source: io::Error },
+    Io {
+        entry: String,
+        op: &'static str,
+        source: io::Error,
+    },
     #[error("reading the layer: {0}")]
     Read(io::Error),
     #[error("uncompressed layer exceeds the size limit of {0} bytes (a decompression bomb?)")]
@@ -105,7 +109,10 @@ pub fn entry_path(raw: &[u8]) -> std::result::Result<EntryPath, &'static str> {
         }
     }
     let name = parts.pop();
-    Ok(EntryPath { parents: parts, name })
+    Ok(EntryPath {
+        parents: parts,
+        name,
+    })
 }
 
 /// Classifies a final name under the whiteout rules.
@@ -126,17 +133,41 @@ pub fn special(name: &OsStr) -> std::result::Result<Special, &'static str> {
 
 /// Unpacks the (possibly compressed) layer stream `blob` into the empty
 /// directory `dest`. `max_size` bounds the uncompressed bytes.
-pub fn unpack<R: Read + Send>(blob: R, compression: Compression, dest: &Path, max_size: u64) -> Result<Unpacked> {
-    let root = rustix::fs::open(dest, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::Root { path: dest.to_path_buf(), source: e.into() })?;
+pub fn unpack<R: Read + Send>(
+    blob: R,
+    compression: Compression,
+    dest: &Path,
+    max_size: u64,
+) -> Result<Unpacked> {
+    let root = rustix::fs::open(
+        dest,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::Root {
+        path: dest.to_path_buf(),
+        source: e.into(),
+    })?;
     thread::scope(|scope| {
         let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(8);
         let producer = scope.spawn(move || decompress(blob, compression, max_size, tx));
-        let mut reader = ChannelReader { rx, buf: Vec::new(), pos: 0 };
+        let mut reader = ChannelReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        };
         let applied = apply(&mut reader, &root);
-        let drained = applied.and_then(|()| io::copy(&mut reader, &mut io::sink()).map(|_| ()).map_err(Error::Read));
+        let drained = applied.and_then(|()| {
+            io::copy(&mut reader, &mut io::sink())
+                .map(|_| ())
+                .map_err(Error::Read)
+        });
         drop(reader);
-        let produced = producer.join().unwrap_or_else(|_| Err(Error::Read(io::Error::other("decompression thread panicked"))));
+        let produced = producer.join().unwrap_or_else(|_| {
+            Err(Error::Read(io::Error::other(
+                "decompression thread panicked",
+            )))
+        });
         // The producer's failure (a bomb, a corrupt stream) is the root cause
         // of whatever the tar side saw.
         let unpacked = produced?;
@@ -146,9 +177,16 @@ pub fn unpack<R: Read + Send>(blob: R, compression: Compression, dest: &Path, ma
 }
 
 /// Decompresses and hashes on its own thread, sending chunks to the parser.
-fn decompress<R: Read>(blob: R, compression: Compression, max_size: u64, tx: SyncSender<io::Result<Vec<u8>>>) -> Result<Unpacked> {
+fn decompress<R: Read>(
+    blob: R,
+    compression: Compression,
+    max_size: u64,
+    tx: SyncSender<io::Result<Vec<u8>>>,
+) -> Result<Unpacked> {
     let inner: Box<dyn Read> = match compression {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(CHUNK, blob))),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            CHUNK, blob,
+        ))),
         Compression::Zstd => Box::new(zstd::Decoder::new(blob).map_err(Error::Read)?),
         Compression::None => Box::new(blob),
     };
@@ -164,7 +202,11 @@ fn decompress<R: Read>(blob: R, compression: Compression, max_size: u64, tx: Syn
                 Err(e) => {
                     // The blob reader below may have a limit of its own;
                     // only this reader's count says the output was too big.
-                    let err = if is_limit_error(&e) && hashing.count() > max_size { Error::TooBig(max_size) } else { Error::Read(e) };
+                    let err = if is_limit_error(&e) && hashing.count() > max_size {
+                        Error::TooBig(max_size)
+                    } else {
+                        Error::Read(e)
+                    };
                     let _ = tx.send(Err(io::Error::other(err.to_string())));
                     return Err(err);
                 }
@@ -218,20 +260,32 @@ struct Meta {
 
 fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
     let mut archive = tar::Archive::new(reader);
-    let mut walker = Walker { root: root.as_fd(), cached: None };
+    let mut walker = Walker {
+        root: root.as_fd(),
+        cached: None,
+    };
     let mut dir_times: HashMap<Vec<OsString>, Timespec> = HashMap::new();
     let mut copy_buf = vec![0u8; 256 << 10];
     for entry in archive.entries().map_err(Error::Read)? {
         let mut entry = entry.map_err(Error::Read)?;
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
-        let hostile = |why: &str| Error::Hostile { entry: shown.clone(), why: why.to_string() };
+        let hostile = |why: &str| Error::Hostile {
+            entry: shown.clone(),
+            why: why.to_string(),
+        };
         let io_err = |op: &'static str| {
             let entry = shown.clone();
             move |source: io::Error| Error::Io { entry, op, source }
         };
         let kind = entry.header().entry_type();
-        if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink) {
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader
+                | tar::EntryType::XHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
+        ) {
             continue;
         }
         let path = entry_path(&raw).map_err(hostile)?;
@@ -246,7 +300,9 @@ fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
             dir_times.insert(Vec::new(), meta.mtime);
             continue;
         };
-        let parent = walker.dir(&path.parents, true).map_err(|e| e.into_error(&shown))?;
+        let parent = walker
+            .dir(&path.parents, true)
+            .map_err(|e| e.into_error(&shown))?;
 
         match special(&name).map_err(hostile)? {
             Special::AufsMeta => continue,
@@ -256,10 +312,20 @@ fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
                 continue;
             }
             Special::Whiteout(target) => {
-                walker.remove(&path.parents, &target).map_err(io_err("replacing"))?;
-                let parent = walker.dir(&path.parents, true).map_err(|e| e.into_error(&shown))?;
-                rustix::fs::mknodat(parent, &target, FileType::CharacterDevice, Mode::empty(), rustix::fs::makedev(0, 0))
-                    .map_err(|e| io_err("creating whiteout device")(e.into()))?;
+                walker
+                    .remove(&path.parents, &target)
+                    .map_err(io_err("replacing"))?;
+                let parent = walker
+                    .dir(&path.parents, true)
+                    .map_err(|e| e.into_error(&shown))?;
+                rustix::fs::mknodat(
+                    parent,
+                    &target,
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rustix::fs::makedev(0, 0),
+                )
+                .map_err(|e| io_err("creating whiteout device")(e.into()))?;
                 continue;
             }
             Special::Plain => {}
@@ -271,25 +337,46 @@ fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
                 let is_dir = matches!(&existing, Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory);
                 if !is_dir {
                     if existing.is_ok() {
-                        walker.remove(&path.parents, &name).map_err(io_err("replacing"))?;
+                        walker
+                            .remove(&path.parents, &name)
+                            .map_err(io_err("replacing"))?;
                     }
-                    let parent = walker.dir(&path.parents, true).map_err(|e| e.into_error(&shown))?;
-                    rustix::fs::mkdirat(parent, &name, Mode::from_raw_mode(0o700)).map_err(|e| io_err("mkdir")(e.into()))?;
+                    let parent = walker
+                        .dir(&path.parents, true)
+                        .map_err(|e| e.into_error(&shown))?;
+                    rustix::fs::mkdirat(parent, &name, Mode::from_raw_mode(0o700))
+                        .map_err(|e| io_err("mkdir")(e.into()))?;
                 }
-                let parent = walker.dir(&path.parents, true).map_err(|e| e.into_error(&shown))?;
-                let dir = rustix::fs::openat(parent, &name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| io_err("open")(e.into()))?;
+                let parent = walker
+                    .dir(&path.parents, true)
+                    .map_err(|e| e.into_error(&shown))?;
+                let dir = rustix::fs::openat(
+                    parent,
+                    &name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io_err("open")(e.into()))?;
                 set_meta(dir.as_fd(), &meta).map_err(io_err("setting metadata"))?;
                 let mut full = path.parents.clone();
                 full.push(name);
                 dir_times.insert(full, meta.mtime);
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-                let fd = match rustix::fs::openat(parent, &name, flags, Mode::from_raw_mode(0o600)) {
+                let flags = OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let fd = match rustix::fs::openat(parent, &name, flags, Mode::from_raw_mode(0o600))
+                {
                     Err(Errno::EXIST) => {
-                        walker.remove(&path.parents, &name).map_err(io_err("replacing"))?;
-                        let parent = walker.dir(&path.parents, true).map_err(|e| e.into_error(&shown))?;
+                        walker
+                            .remove(&path.parents, &name)
+                            .map_err(io_err("replacing"))?;
+                        let parent = walker
+                            .dir(&path.parents, true)
+                            .map_err(|e| e.into_error(&shown))?;
                         rustix::fs::openat(parent, &name, flags, Mode::from_raw_mode(0o600))
                     }
                     other => other,
@@ -306,31 +393,57 @@ fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
                     file.write_all(&copy_buf[..n]).map_err(io_err("write"))?;
                 }
                 set_meta(file.as_fd(), &meta).map_err(io_err("setting metadata"))?;
-                rustix::fs::futimens(&file, &times(meta.mtime)).map_err(|e| io_err("setting mtime")(e.into()))?;
+                rustix::fs::futimens(&file, &times(meta.mtime))
+                    .map_err(|e| io_err("setting mtime")(e.into()))?;
             }
             tar::EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or_else(|| hostile("symlink without a target"))?.into_owned();
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| hostile("symlink without a target"))?
+                    .into_owned();
                 let target = OsStr::from_bytes(&target);
                 if let Err(Errno::EXIST) = rustix::fs::symlinkat(target, parent, &name) {
-                    walker.remove(&path.parents, &name).map_err(io_err("replacing"))?;
-                    let parent = walker.dir(&path.parents, true).map_err(|e| e.into_error(&shown))?;
-                    rustix::fs::symlinkat(target, parent, &name).map_err(|e| io_err("symlink")(e.into()))?;
+                    walker
+                        .remove(&path.parents, &name)
+                        .map_err(io_err("replacing"))?;
+                    let parent = walker
+                        .dir(&path.parents, true)
+                        .map_err(|e| e.into_error(&shown))?;
+                    rustix::fs::symlinkat(target, parent, &name)
+                        .map_err(|e| io_err("symlink")(e.into()))?;
                 }
-                let parent = walker.dir(&path.parents, true).map_err(|e| e.into_error(&shown))?;
-                rustix::fs::chownat(parent, &name, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| io_err("chown")(e.into()))?;
-                rustix::fs::utimensat(parent, &name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io_err("setting mtime")(e.into()))?;
+                let parent = walker
+                    .dir(&path.parents, true)
+                    .map_err(|e| e.into_error(&shown))?;
+                rustix::fs::chownat(
+                    parent,
+                    &name,
+                    Some(Uid::from_raw(meta.uid)),
+                    Some(Gid::from_raw(meta.gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| io_err("chown")(e.into()))?;
+                rustix::fs::utimensat(parent, &name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| io_err("setting mtime")(e.into()))?;
             }
             tar::EntryType::Link => {
-                let target = entry.link_name_bytes().ok_or_else(|| hostile("hardlink without a target"))?.into_owned();
-                let target_path = entry_path(&target).map_err(|why| hostile(&format!("hardlink target: {why}")))?;
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| hostile("hardlink without a target"))?
+                    .into_owned();
+                let target_path = entry_path(&target)
+                    .map_err(|why| hostile(&format!("hardlink target: {why}")))?;
                 let Some(target_name) = target_path.name else {
                     return Err(hostile("hardlink to the layer root"));
                 };
                 // The target's directory is opened and kept apart from the
                 // walker's cache, which `parent` lives in.
-                let target_dir = walker.open_dir(&target_path.parents).map_err(|e| e.into_error(&shown))?;
-                let parent = walker.dir(&path.parents, true).map_err(|e| e.into_error(&shown))?;
+                let target_dir = walker
+                    .open_dir(&target_path.parents)
+                    .map_err(|e| e.into_error(&shown))?;
+                let parent = walker
+                    .dir(&path.parents, true)
+                    .map_err(|e| e.into_error(&shown))?;
                 match rustix::fs::linkat(&target_dir, &target_name, parent, &name, AtFlags::empty()) {
                     Err(Errno::EXIST) => {
                         walker.remove(&path.parents, &name).map_err(io_err("replacing"))?;
@@ -347,29 +460,65 @@ fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
                     _ => {
                         let major = entry.header().device_major().ok().flatten().unwrap_or(0);
                         let minor = entry.header().device_minor().ok().flatten().unwrap_or(0);
-                        let ft = if kind == tar::EntryType::Char { FileType::CharacterDevice } else { FileType::BlockDevice };
+                        let ft = if kind == tar::EntryType::Char {
+                            FileType::CharacterDevice
+                        } else {
+                            FileType::BlockDevice
+                        };
                         (ft, rustix::fs::makedev(major, minor))
                     }
                 };
-                if let Err(Errno::EXIST) = rustix::fs::mknodat(parent, &name, file_type, Mode::empty(), dev) {
-                    walker.remove(&path.parents, &name).map_err(io_err("replacing"))?;
-                    let parent = walker.dir(&path.parents, true).map_err(|e| e.into_error(&shown))?;
-                    rustix::fs::mknodat(parent, &name, file_type, Mode::empty(), dev).map_err(|e| io_err("mknod")(e.into()))?;
+                if let Err(Errno::EXIST) =
+                    rustix::fs::mknodat(parent, &name, file_type, Mode::empty(), dev)
+                {
+                    walker
+                        .remove(&path.parents, &name)
+                        .map_err(io_err("replacing"))?;
+                    let parent = walker
+                        .dir(&path.parents, true)
+                        .map_err(|e| e.into_error(&shown))?;
+                    rustix::fs::mknodat(parent, &name, file_type, Mode::empty(), dev)
+                        .map_err(|e| io_err("mknod")(e.into()))?;
                 }
-                let parent = walker.dir(&path.parents, true).map_err(|e| e.into_error(&shown))?;
+                let parent = walker
+                    .dir(&path.parents, true)
+                    .map_err(|e| e.into_error(&shown))?;
                 // A node cannot be opened without side effects; O_PATH gives
                 // an fd to chown, and /proc/self/fd names it for chmod.
-                let node = rustix::fs::openat(parent, &name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| io_err("open")(e.into()))?;
+                let node = rustix::fs::openat(
+                    parent,
+                    &name,
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io_err("open")(e.into()))?;
                 let node_path = proc_fd(&node);
-                rustix::fs::chownat(rustix::fs::CWD, &node_path, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::empty())
-                    .map_err(|e| io_err("chown")(e.into()))?;
-                rustix::fs::chmodat(rustix::fs::CWD, &node_path, Mode::from_raw_mode(meta.mode), AtFlags::empty())
-                    .map_err(|e| io_err("chmod")(e.into()))?;
-                rustix::fs::utimensat(rustix::fs::CWD, &node_path, &times(meta.mtime), AtFlags::empty())
-                    .map_err(|e| io_err("setting mtime")(e.into()))?;
+                rustix::fs::chownat(
+                    rustix::fs::CWD,
+                    &node_path,
+                    Some(Uid::from_raw(meta.uid)),
+                    Some(Gid::from_raw(meta.gid)),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| io_err("chown")(e.into()))?;
+                rustix::fs::chmodat(
+                    rustix::fs::CWD,
+                    &node_path,
+                    Mode::from_raw_mode(meta.mode),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| io_err("chmod")(e.into()))?;
+                rustix::fs::utimensat(
+                    rustix::fs::CWD,
+                    &node_path,
+                    &times(meta.mtime),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| io_err("setting mtime")(e.into()))?;
             }
-            other => tracing::debug!(entry = %shown, kind = ?other, "skipping unsupported tar entry type"),
+            other => {
+                tracing::debug!(entry = %shown, kind = ?other, "skipping unsupported tar entry type")
+            }
         }
     }
     walker.cached = None;
@@ -391,12 +540,19 @@ fn proc_fd(fd: &OwnedFd) -> PathBuf {
 }
 
 fn times(mtime: Timespec) -> Timestamps {
-    Timestamps { last_access: mtime, last_modification: mtime }
+    Timestamps {
+        last_access: mtime,
+        last_modification: mtime,
+    }
 }
 
 /// Owner, mode (after chown, which clears set-id bits) and xattrs.
 fn set_meta(fd: BorrowedFd<'_>, meta: &Meta) -> io::Result<()> {
-    rustix::fs::fchown(fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))?;
+    rustix::fs::fchown(
+        fd,
+        Some(Uid::from_raw(meta.uid)),
+        Some(Gid::from_raw(meta.gid)),
+    )?;
     rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode))?;
     for (name, value) in &meta.xattrs {
         rustix::fs::fsetxattr(fd, name.as_os_str(), value, XattrFlags::empty())?;
@@ -410,7 +566,10 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
         mode: header.mode()? & 0o7777,
         uid: header.uid()?.try_into().unwrap_or(u32::MAX),
         gid: header.gid()?.try_into().unwrap_or(u32::MAX),
-        mtime: Timespec { tv_sec: header.mtime()?.try_into().unwrap_or(0), tv_nsec: 0 },
+        mtime: Timespec {
+            tv_sec: header.mtime()?.try_into().unwrap_or(0),
+            tv_nsec: 0,
+        },
         xattrs: Vec::new(),
     };
     if let Some(pax) = entry.pax_extensions()? {
@@ -428,7 +587,8 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
                         // A layer must not forge overlayfs metadata
                         // (redirects, opaque flags) for the engine's mount.
                         if !name.starts_with(b"trusted.overlay.") {
-                            meta.xattrs.push((OsStr::from_bytes(name).to_os_string(), value.to_vec()));
+                            meta.xattrs
+                                .push((OsStr::from_bytes(name).to_os_string(), value.to_vec()));
                         }
                     }
                 }
@@ -443,7 +603,11 @@ fn pax_time(s: &str) -> Option<Timespec> {
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
     let tv_sec: i64 = secs.parse().ok()?;
     let digits: String = frac.chars().take(9).collect();
-    let tv_nsec = if digits.is_empty() { 0 } else { format!("{digits:0<9}").parse().ok()? };
+    let tv_nsec = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
     Some(Timespec { tv_sec, tv_nsec })
 }
 
@@ -470,9 +634,16 @@ impl WalkError {
         match self {
             WalkError::NotDir(c) => Error::Hostile {
                 entry: entry.to_string(),
-                why: format!("path component {:?} is a symlink or not a directory", c.to_string_lossy()),
+                why: format!(
+                    "path component {:?} is a symlink or not a directory",
+                    c.to_string_lossy()
+                ),
             },
-            WalkError::Io(c, source) => Error::Io { entry: entry.to_string(), op: if c.is_empty() { "open" } else { "open parent" }, source },
+            WalkError::Io(c, source) => Error::Io {
+                entry: entry.to_string(),
+                op: if c.is_empty() { "open" } else { "open parent" },
+                source,
+            },
         }
     }
 }
@@ -504,7 +675,11 @@ impl<'a> Walker<'a> {
 
     /// The directory `parents` (relative to the root), created as needed
     /// when `create` (tars may omit directory entries).
-    fn dir(&mut self, parents: &[OsString], create: bool) -> std::result::Result<BorrowedFd<'_>, WalkError> {
+    fn dir(
+        &mut self,
+        parents: &[OsString],
+        create: bool,
+    ) -> std::result::Result<BorrowedFd<'_>, WalkError> {
         if parents.is_empty() {
             return Ok(self.root);
         }
@@ -522,7 +697,8 @@ impl<'a> Walker<'a> {
     /// An owned fd for an existing directory, outside the cache.
     fn open_dir(&self, parents: &[OsString]) -> std::result::Result<OwnedFd, WalkError> {
         if parents.is_empty() {
-            return rustix::io::fcntl_dupfd_cloexec(self.root, 0).map_err(|e| WalkError::Io(OsString::new(), e.into()));
+            return rustix::io::fcntl_dupfd_cloexec(self.root, 0)
+                .map_err(|e| WalkError::Io(OsString::new(), e.into()));
         }
         self.walk(parents, false)
     }
@@ -544,13 +720,16 @@ impl<'a> Walker<'a> {
             };
             cur = Some(match next {
                 Ok(fd) => fd,
-                Err(Errno::LOOP) | Err(Errno::NOTDIR) => return Err(WalkError::NotDir(comp.clone())),
+                Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
+                    return Err(WalkError::NotDir(comp.clone()));
+                }
                 Err(e) => return Err(WalkError::Io(comp.clone(), e.into())),
             });
         }
         match cur {
             Some(fd) => Ok(fd),
-            None => rustix::io::fcntl_dupfd_cloexec(self.root, 0).map_err(|e| WalkError::Io(OsString::new(), e.into())),
+            None => rustix::io::fcntl_dupfd_cloexec(self.root, 0)
+                .map_err(|e| WalkError::Io(OsString::new(), e.into())),
         }
     }
 }
@@ -560,12 +739,18 @@ mod tests {
     use super::*;
 
     fn p(parents: &[&str], name: Option<&str>) -> EntryPath {
-        EntryPath { parents: parents.iter().map(OsString::from).collect(), name: name.map(OsString::from) }
+        EntryPath {
+            parents: parents.iter().map(OsString::from).collect(),
+            name: name.map(OsString::from),
+        }
     }
 
     #[test]
     fn entry_paths() {
-        assert_eq!(entry_path(b"./usr/bin/sh").unwrap(), p(&["usr", "bin"], Some("sh")));
+        assert_eq!(
+            entry_path(b"./usr/bin/sh").unwrap(),
+            p(&["usr", "bin"], Some("sh"))
+        );
         assert_eq!(entry_path(b"etc/").unwrap(), p(&[], Some("etc")));
         assert_eq!(entry_path(b"./").unwrap(), p(&[], None));
         assert_eq!(entry_path(b"a//./b").unwrap(), p(&["a"], Some("b")));
@@ -578,9 +763,18 @@ mod tests {
     #[test]
     fn whiteout_names() {
         assert_eq!(special(OsStr::new("file")).unwrap(), Special::Plain);
-        assert_eq!(special(OsStr::new(".wh.file")).unwrap(), Special::Whiteout("file".into()));
-        assert_eq!(special(OsStr::new(".wh..wh..opq")).unwrap(), Special::Opaque);
-        assert_eq!(special(OsStr::new(".wh..wh.plnk")).unwrap(), Special::AufsMeta);
+        assert_eq!(
+            special(OsStr::new(".wh.file")).unwrap(),
+            Special::Whiteout("file".into())
+        );
+        assert_eq!(
+            special(OsStr::new(".wh..wh..opq")).unwrap(),
+            Special::Opaque
+        );
+        assert_eq!(
+            special(OsStr::new(".wh..wh.plnk")).unwrap(),
+            Special::AufsMeta
+        );
         assert!(special(OsStr::new(".wh...")).is_err());
         assert!(special(OsStr::new(".wh..")).is_err());
         assert!(special(OsStr::new(".wh.")).is_err());
@@ -588,8 +782,20 @@ mod tests {
 
     #[test]
     fn pax_times() {
-        assert_eq!(pax_time("12.5"), Some(Timespec { tv_sec: 12, tv_nsec: 500_000_000 }));
-        assert_eq!(pax_time("7"), Some(Timespec { tv_sec: 7, tv_nsec: 0 }));
+        assert_eq!(
+            pax_time("12.5"),
+            Some(Timespec {
+                tv_sec: 12,
+                tv_nsec: 500_000_000
+            })
+        );
+        assert_eq!(
+            pax_time("7"),
+            Some(Timespec {
+                tv_sec: 7,
+                tv_nsec: 0
+            })
+        );
         assert_eq!(pax_time("x"), None);
     }
 }

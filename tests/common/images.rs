@@ -16,12 +16,21 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 pub fn require_root() {
-    assert!(rustix::process::geteuid().is_root(), "image tests create devices, owners and xattrs: run them as root");
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "image tests create devices, owners and xattrs: run them as root"
+    );
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-fixtures/build").join(name);
-    assert!(p.exists(), "fixture {} is missing: run `make fixtures`", p.display());
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("rootfs-fixtures/build")
+        .join(name);
+    assert!(
+        p.exists(),
+        "fixture {} is missing: run `make fixtures`",
+        p.display()
+    );
     p
 }
 
@@ -34,7 +43,12 @@ pub struct TestRoot {
 impl TestRoot {
     pub fn new() -> TestRoot {
         require_root();
-        TestRoot { dir: tempfile::Builder::new().prefix("berth-image-test.").tempdir().expect("tempdir") }
+        TestRoot {
+            dir: tempfile::Builder::new()
+                .prefix("berth-image-test.")
+                .tempdir()
+                .expect("tempdir"),
+        }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -47,14 +61,23 @@ impl TestRoot {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-        c.arg("--root").arg(self.root()).args(args).env_remove("BERTH_ROOT").env_remove("BERTH_MAX_LAYER_SIZE");
+        c.arg("--root")
+            .arg(self.root())
+            .args(args)
+            .env_remove("BERTH_ROOT")
+            .env_remove("BERTH_MAX_LAYER_SIZE");
         c
     }
 
     /// Runs berth and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.berth(args);
-        assert!(out.status.success(), "berth {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -63,14 +86,28 @@ impl TestRoot {
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.berth(args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "berth {args:?} should fail with 1: {stderr}");
-        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("berth: ")).collect();
-        assert_eq!(errors.len(), 1, "berth {args:?}: expected one error line, got: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "berth {args:?} should fail with 1: {stderr}"
+        );
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("berth: "))
+            .collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "berth {args:?}: expected one error line, got: {stderr}"
+        );
         errors[0].to_string()
     }
 
     pub fn layer_dirs(&self) -> Vec<PathBuf> {
-        dir_names(&self.root().join("layers")).into_iter().map(|n| self.root().join("layers").join(n)).collect()
+        dir_names(&self.root().join("layers"))
+            .into_iter()
+            .map(|n| self.root().join("layers").join(n))
+            .collect()
     }
 
     /// Everything in the store that is neither a lock file nor an empty
@@ -82,8 +119,12 @@ impl TestRoot {
                 out.push(format!("{sub}/{n}"));
             }
         }
-        let repos = std::fs::read_to_string(self.root().join("repositories.json")).unwrap_or_default();
-        let names = serde_json::from_str::<serde_json::Value>(&repos).ok().and_then(|v| v["names"].as_object().map(|m| m.len())).unwrap_or(0);
+        let repos =
+            std::fs::read_to_string(self.root().join("repositories.json")).unwrap_or_default();
+        let names = serde_json::from_str::<serde_json::Value>(&repos)
+            .ok()
+            .and_then(|v| v["names"].as_object().map(|m| m.len()))
+            .unwrap_or(0);
         if names > 0 {
             out.push(format!("repositories.json: {repos}"));
         }
@@ -92,24 +133,44 @@ impl TestRoot {
 }
 
 pub fn dir_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     v.sort();
     v
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub enum Auth {
     None,
-    Basic { user: &'static str, password: &'static str },
-    Token { user: &'static str, password: &'static str },
+    Basic {
+        user: &'static str,
+        password: &'static str,
+    },
+    Token {
+        user: &'static str,
+        password: &'static str,
+    },
 }
 
 /// A docker-registry on a loopback port with storage in a temp dir.
@@ -124,7 +185,10 @@ pub struct Registry {
 impl Registry {
     pub fn start(auth: Auth) -> Registry {
         require_root();
-        let dir = tempfile::Builder::new().prefix("berth-registry.").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-registry.")
+            .tempdir()
+            .expect("tempdir");
         let port = free_port();
         let mut auth_yaml = String::new();
         let mut token = None;
@@ -133,15 +197,32 @@ impl Registry {
             Auth::None => {}
             Auth::Basic { user, password } => {
                 let htpasswd = dir.path().join("htpasswd");
-                run(Command::new("htpasswd").args(["-Bbc"]).arg(&htpasswd).args([user, password]));
-                auth_yaml = format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", htpasswd.display());
+                run(Command::new("htpasswd")
+                    .args(["-Bbc"])
+                    .arg(&htpasswd)
+                    .args([user, password]));
+                auth_yaml = format!(
+                    "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                    htpasswd.display()
+                );
                 creds = Some(format!("{user}:{password}"));
             }
             Auth::Token { user, password } => {
                 let key = dir.path().join("token.key");
                 let cert = dir.path().join("token.crt");
                 run(Command::new("openssl")
-                    .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=berth-test-token", "-keyout"])
+                    .args([
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "rsa:2048",
+                        "-nodes",
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=berth-test-token",
+                        "-keyout",
+                    ])
                     .arg(&key)
                     .arg("-out")
                     .arg(&cert));
@@ -172,10 +253,20 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry (apt install docker-registry)");
-        let reg = Registry { dir, port, child, token, creds };
+        let reg = Registry {
+            dir,
+            port,
+            child,
+            token,
+            creds,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not listen on {port}: {}", reg.log());
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen on {port}: {}",
+                reg.log()
+            );
             thread::sleep(Duration::from_millis(50));
         }
         reg
@@ -192,21 +283,36 @@ impl Registry {
     /// Pushes an archive with skopeo; `format` is "oci" or "v2s2".
     pub fn push(&self, source: &str, repo_tag: &str, format: &str) {
         let mut cmd = Command::new("skopeo");
-        cmd.args(["copy", "--quiet", "--all", "--dest-tls-verify=false", "--format", format]);
+        cmd.args([
+            "copy",
+            "--quiet",
+            "--all",
+            "--dest-tls-verify=false",
+            "--format",
+            format,
+        ]);
         if let Some(c) = &self.creds {
             cmd.args(["--dest-creds", c]);
         }
-        cmd.arg(source).arg(format!("docker://{}/{repo_tag}", self.host()));
+        cmd.arg(source)
+            .arg(format!("docker://{}/{repo_tag}", self.host()));
         run(&mut cmd);
     }
 
     /// The registry's stored file for a blob.
     pub fn blob_file(&self, hex: &str) -> PathBuf {
-        self.dir.path().join("data/docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data")
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
     }
 
     pub fn token_requests(&self) -> usize {
-        self.token.as_ref().map_or(0, |t| t.requests.load(Ordering::SeqCst))
+        self.token
+            .as_ref()
+            .map_or(0, |t| t.requests.load(Ordering::SeqCst))
     }
 }
 
@@ -250,7 +356,12 @@ impl TokenServer {
                 }
             }
         });
-        TokenServer { port, requests, stop, thread: Some(thread) }
+        TokenServer {
+            port,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -263,7 +374,12 @@ impl Drop for TokenServer {
     }
 }
 
-fn serve_token(stream: TcpStream, key: &Path, x5c: &str, expected_auth: &str) -> std::io::Result<()> {
+fn serve_token(
+    stream: TcpStream,
+    key: &Path,
+    x5c: &str,
+    expected_auth: &str,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -282,7 +398,9 @@ fn serve_token(stream: TcpStream, key: &Path, x5c: &str, expected_auth: &str) ->
     }
     let mut stream = stream;
     if !authorized {
-        return stream.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return stream.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
     }
     let target = request_line.split_whitespace().nth(1).unwrap_or("");
     let query = target.split_once('?').map_or("", |(_, q)| q);
@@ -303,20 +421,40 @@ fn serve_token(stream: TcpStream, key: &Path, x5c: &str, expected_auth: &str) ->
             _ => {}
         }
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
     let claims = serde_json::json!({"iss": "berth-test-issuer", "sub": "tester", "aud": service, "exp": now + 600, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", std::process::id()), "access": access});
-    let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
-    let mut child = Command::new("openssl").args(["dgst", "-sha256", "-sign"]).arg(key).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
-    child.stdin.take().map(|mut i| i.write_all(signing_input.as_bytes()));
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .map(|mut i| i.write_all(signing_input.as_bytes()));
     let mut sig = Vec::new();
     if let Some(mut o) = child.stdout.take() {
         o.read_to_end(&mut sig)?;
     }
     child.wait()?;
     let jwt = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig));
-    let body = serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": 600}).to_string();
-    write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+    let body =
+        serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": 600}).to_string();
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 fn percent_decode(s: &str) -> String {
@@ -324,12 +462,15 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;
@@ -361,8 +502,13 @@ impl StallingProxy {
                     continue;
                 };
                 let _ = client.set_nonblocking(false);
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
-                let (mut c_read, mut s_write) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
                 thread::spawn(move || {
                     let _ = std::io::copy(&mut c_read, &mut s_write);
                 });
@@ -371,7 +517,10 @@ impl StallingProxy {
                     let mut buf = [0u8; 16 << 10];
                     let mut sent = 0;
                     loop {
-                        while st.load(Ordering::SeqCst) && sent >= threshold && !sp.load(Ordering::SeqCst) {
+                        while st.load(Ordering::SeqCst)
+                            && sent >= threshold
+                            && !sp.load(Ordering::SeqCst)
+                        {
                             thread::sleep(Duration::from_millis(20));
                         }
                         let n = match s_read.read(&mut buf) {

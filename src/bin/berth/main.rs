@@ -10,10 +10,19 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "berth", version, about = "A container engine built from Linux primitives")]
+#[command(
+    name = "berth",
+    version,
+    about = "A container engine built from Linux primitives"
+)]
 pub struct Cli {
     /// Engine root: images, layers, containers.
-    #[arg(long, global = true, env = "BERTH_ROOT", default_value = "/var/lib/berth")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth"
+    )]
     pub root: PathBuf,
     /// Runtime state directory.
     #[arg(long, global = true, env = "BERTH_STATE", default_value = "/run/berth")]
@@ -36,7 +45,11 @@ fn main() -> ExitCode {
             let usage = e.use_stderr();
             let _ = e.print();
             // Like docker: 125 when berth itself was misused.
-            return if usage { ExitCode::from(125) } else { ExitCode::SUCCESS };
+            return if usage {
+                ExitCode::from(125)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let debug = cli.debug || std::env::var("BERTH_LOG").is_ok_and(|v| v == "debug");

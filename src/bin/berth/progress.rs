@@ -12,7 +12,10 @@ pub fn for_terminal(quiet: bool) -> Box<dyn Progress> {
     if quiet {
         Box::new(Silent)
     } else if std::io::stderr().is_terminal() {
-        Box::new(Bars { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) })
+        Box::new(Bars {
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        })
     } else {
         Box::new(Lines)
     }
@@ -28,7 +31,11 @@ struct Lines;
 impl Progress for Lines {
     fn layer_started(&self, layer: &str, size: Option<u64>) {
         match size {
-            Some(s) => eprintln!("{}: fetching {}", short(layer), crate::commands::human_size(s)),
+            Some(s) => eprintln!(
+                "{}: fetching {}",
+                short(layer),
+                crate::commands::human_size(s)
+            ),
             None => eprintln!("{}: fetching", short(layer)),
         }
     }
@@ -76,7 +83,9 @@ impl Progress for Bars {
         self.with_bar(layer, |b| b.inc(bytes));
     }
     fn layer_skipped(&self, layer: &str) {
-        let _ = self.multi.println(format!("{}: already exists", short(layer)));
+        let _ = self
+            .multi
+            .println(format!("{}: already exists", short(layer)));
     }
     fn layer_done(&self, layer: &str) {
         self.with_bar(layer, |b| b.finish_with_message("done"));

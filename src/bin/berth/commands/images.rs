@@ -26,8 +26,21 @@ enum Format {
 pub fn run(cli: &Cli, args: &Args) -> Result<()> {
     let store = super::store(cli)?;
     let mut rows = store.list()?;
-    rows.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.as_ref().map(|n| n.to_string()).cmp(&b.name.as_ref().map(|n| n.to_string()))));
-    let id_of = |id: &berth::image::digest::Digest| if args.no_trunc { id.to_string() } else { id.short().to_string() };
+    rows.sort_by(|a, b| {
+        b.created.cmp(&a.created).then_with(|| {
+            a.name
+                .as_ref()
+                .map(|n| n.to_string())
+                .cmp(&b.name.as_ref().map(|n| n.to_string()))
+        })
+    });
+    let id_of = |id: &berth::image::digest::Digest| {
+        if args.no_trunc {
+            id.to_string()
+        } else {
+            id.short().to_string()
+        }
+    };
     if args.quiet {
         for r in rows {
             println!("{}", id_of(&r.id));
@@ -50,7 +63,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<()> {
                 .iter()
                 .map(|r| {
                     let (repo, tag) = split_name(r.name.as_ref());
-                    [repo, tag, id_of(&r.id), super::human_age(r.created.as_deref()), super::human_size(r.size)]
+                    [
+                        repo,
+                        tag,
+                        id_of(&r.id),
+                        super::human_age(r.created.as_deref()),
+                        super::human_size(r.size),
+                    ]
                 })
                 .collect();
             let header = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"].map(String::from);
@@ -61,7 +80,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<()> {
                 }
             }
             for row in std::iter::once(&header).chain(&table) {
-                let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+                let line: Vec<String> = row
+                    .iter()
+                    .zip(widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
                 println!("{}", line.join("   ").trim_end());
             }
         }
@@ -71,7 +94,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<()> {
 
 fn split_name(name: Option<&berth::image::reference::Reference>) -> (String, String) {
     match name {
-        Some(n) => (n.familiar_name(), n.tag.clone().unwrap_or_else(|| "<none>".into())),
+        Some(n) => (
+            n.familiar_name(),
+            n.tag.clone().unwrap_or_else(|| "<none>".into()),
+        ),
         None => ("<none>".into(), "<none>".into()),
     }
 }

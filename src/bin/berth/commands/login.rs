@@ -43,7 +43,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<()> {
         (Some(p), _) => p.clone(),
         (None, true) => {
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
             line.trim_end_matches(['\n', '\r']).to_string()
         }
         (None, false) => prompt("Password: ", false)?,
@@ -52,11 +55,15 @@ pub fn run(cli: &Cli, args: &Args) -> Result<()> {
         bail!("login to {registry}: username and password are required");
     }
     let creds = Credentials { username, password };
-    let options = Options { plain_http: args.insecure, credentials: Some(creds.clone()) };
+    let options = Options {
+        plain_http: args.insecure,
+        credentials: Some(creds.clone()),
+    };
     let mut options = options.with_root_settings(&cli.root, &registry)?;
     options.credentials = Some(creds.clone());
     registry::login(&registry, &options).with_context(|| format!("login to {registry}"))?;
-    std::fs::create_dir_all(&cli.root).with_context(|| format!("creating {}", cli.root.display()))?;
+    std::fs::create_dir_all(&cli.root)
+        .with_context(|| format!("creating {}", cli.root.display()))?;
     CredentialStore::new(&cli.root).set(&registry, &creds)?;
     println!("Login Succeeded");
     Ok(())
@@ -76,11 +83,18 @@ pub fn logout(cli: &Cli, args: &LogoutArgs) -> Result<()> {
 fn prompt(label: &str, echo: bool) -> Result<String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        bail!("{} is required (-u/-p or --password-stdin) when stdin is not a terminal", label.trim_end_matches(": ").to_lowercase());
+        bail!(
+            "{} is required (-u/-p or --password-stdin) when stdin is not a terminal",
+            label.trim_end_matches(": ").to_lowercase()
+        );
     }
     eprint!("{label}");
     let _ = std::io::stderr().flush();
-    let saved = if echo { None } else { rustix::termios::tcgetattr(&stdin).ok() };
+    let saved = if echo {
+        None
+    } else {
+        rustix::termios::tcgetattr(&stdin).ok()
+    };
     if let Some(t) = &saved {
         let mut quiet = t.clone();
         quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);

@@ -56,7 +56,8 @@ pub fn run(cli: &Cli) -> Result<()> {
 
 /// Opens the image store under `--root`.
 pub fn store(cli: &Cli) -> Result<Store> {
-    let store = Store::open(&cli.root).with_context(|| format!("cannot open the image store in {}", cli.root.display()))?;
+    let store = Store::open(&cli.root)
+        .with_context(|| format!("cannot open the image store in {}", cli.root.display()))?;
     Ok(match cli.max_layer_size {
         Some(limit) => store.with_max_layer_size(limit),
         None => store,
@@ -81,7 +82,8 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         _ => (s, 1),
     };
     let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("invalid size {s:?}: too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("invalid size {s:?}: too large"))
 }
 
 /// "3 hours ago", as docker prints ages.
@@ -117,7 +119,15 @@ pub fn human_size(bytes: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    if i == 0 { format!("{bytes}B") } else { format!("{:.3}", v).trim_end_matches('0').trim_end_matches('.').to_string() + units[i] }
+    if i == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{:.3}", v)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + units[i]
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<()> {
     let reference: Reference = args.reference.parse()?;
     let store = super::store(cli)?;
     let credentials = args.creds.as_deref().map(Credentials::parse).transpose()?;
-    let options = Options { plain_http: args.insecure, credentials }.with_root_settings(&cli.root, &reference.registry)?;
+    let options = Options {
+        plain_http: args.insecure,
+        credentials,
+    }
+    .with_root_settings(&cli.root, &reference.registry)?;
     let platform = args.platform.clone().unwrap_or_else(Platform::host);
     let display = progress::for_terminal(args.quiet);
     let image = registry::pull(&store, &reference, &options, &platform, display.as_ref())?;
@@ -39,8 +43,16 @@ pub fn run(cli: &Cli, args: &Args) -> Result<()> {
     if args.quiet {
         println!("{}", image.id);
     } else {
-        if let Some(rd) = image.record.repo_digests.iter().find(|d| d.starts_with(&format!("{}@", reference.name()))) {
-            println!("Digest: {}", rd.rsplit_once('@').map_or(rd.as_str(), |(_, d)| d));
+        if let Some(rd) = image
+            .record
+            .repo_digests
+            .iter()
+            .find(|d| d.starts_with(&format!("{}@", reference.name())))
+        {
+            println!(
+                "Digest: {}",
+                rd.rsplit_once('@').map_or(rd.as_str(), |(_, d)| d)
+            );
         }
         println!("Pulled: {reference}");
         println!("Image ID: {}", image.id);
