@@ -100,11 +100,11 @@ fn pulls_a_platform_from_a_multi_platform_index() {
         err.contains("no manifest for platform linux/riscv64"),
         "{err}"
     );
-    let err = u.fails(&[
-        "pull",
-        "--insecure",
-        &format!("{}/test/nothing:latest", reg.host()),
-    ]);
+    // A registry listed as insecure in ROOT/registries.json needs no flag.
+    let settings = format!(r#"{{"insecure": ["{}"]}}"#, reg.host());
+    std::fs::write(u.root().join("registries.json"), settings).unwrap();
+    u.ok(&["pull", "-q", &name]);
+    let err = u.fails(&["pull", &format!("{}/test/nothing:latest", reg.host())]);
     assert!(err.contains("404") && err.contains("test/nothing"), "{err}");
 }
 
