@@ -7,6 +7,7 @@
 #   bench/unpack.sh [RUNS]     (as root; berth built with `make build`)
 #
 # Prints one line per tool: median seconds and MB/s of uncompressed data.
+# BENCH_WORK=DIR unpacks elsewhere (e.g. a tmpfs, to leave the disk out).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -62,26 +63,31 @@ gz_mb=$(( $(stat -c %s "$cache/layer.tar.gz") / 1000000 ))
 files=$(tar -tf "$cache/layer.tar" | wc -l)
 echo "layer: ${raw_mb} MB uncompressed, ${gz_mb} MB gzipped, $files entries; $runs runs each; $(nproc) cores"
 
-# time_it NAME CMD...: runs CMD in a fresh $work/out, prints the median.
-time_it() {
-	local name=$1; shift
-	local times=()
-	for _ in $(seq "$runs"); do
-		rm -rf "$work"; mkdir -p "$work/out"; sync; sleep 1
-		local start end
-		start=$(date +%s.%N)
-		"$@" >/dev/null 2>&1 || { echo "bench: $name failed" >&2; "$@"; exit 1; }
-		end=$(date +%s.%N)
-		times+=("$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')")
-	done
-	local median
-	median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
-	awk -v n="$name" -v t="$median" -v mb="$raw_mb" 'BEGIN { printf "%-28s %6.2f s  %6.0f MB/s\n", n, t, mb / t }'
+# The tools run interleaved, one of each per round, so load from anything
+# else on the machine falls on all of them alike; each run starts from an
+# empty output dir after a sync. Reported: the median wall time.
+names=("tar -xzf" "tar -xzf; sync" "pigz -dc | tar -x" "umoci unpack" "berth load (incl. syncfs)")
+run_tool() {
+	case $1 in
+	0) tar -xzf "$cache/layer.tar.gz" -C "$work/out" ;;
+	1) tar -xzf "$cache/layer.tar.gz" -C "$work/out" && sync ;;
+	2) pigz -dc "$cache/layer.tar.gz" | tar -x -C "$work/out" ;;
+	3) umoci unpack --image "$layout:bench" "$work/out/bundle" ;;
+	4) "$berth" --root "$work/out/root" load -q --layout "$layout" ;;
+	esac
 }
-
-time_it "tar -xzf" tar -xzf "$cache/layer.tar.gz" -C "$work/out"
-time_it "tar -xzf; sync" sh -c "tar -xzf '$cache/layer.tar.gz' -C '$work/out' && sync"
-time_it "pigz -dc | tar -x" sh -c "pigz -dc '$cache/layer.tar.gz' | tar -x -C '$work/out'"
-time_it "umoci unpack" umoci unpack --image "$layout:bench" "$work/out/bundle"
-time_it "berth load (incl. syncfs)" "$berth" --root "$work/out/root" load -q --layout "$layout"
-rm -rf "$work"
+results=$(mktemp)
+trap 'rm -f "$results"; rm -rf "$work"' EXIT
+for _ in $(seq "$runs"); do
+	for i in "${!names[@]}"; do
+		rm -rf "$work"; mkdir -p "$work/out"; sync
+		start=$(date +%s.%N)
+		run_tool "$i" >/dev/null 2>&1 || { echo "bench: ${names[$i]} failed" >&2; run_tool "$i"; exit 1; }
+		end=$(date +%s.%N)
+		echo "$i $(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" >>"$results"
+	done
+done
+for i in "${!names[@]}"; do
+	median=$(awk -v i="$i" '$1 == i { print $2 }' "$results" | sort -n | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }')
+	awk -v n="${names[$i]}" -v t="$median" -v mb="$raw_mb" 'BEGIN { printf "%-28s %6.2f s  %6.0f MB/s\n", n, t, mb / t }'
+done

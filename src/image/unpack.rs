@@ -19,7 +19,7 @@
 //! tar parser through a bounded channel; nothing is fsynced here (the store
 //! calls syncfs once per pull).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -27,6 +27,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
@@ -42,6 +43,11 @@ pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 const CHUNK: usize = 1 << 20;
+/// Files up to this size are created by writer threads.
+const ASYNC_MAX_FILE: u64 = 1 << 20;
+/// Writer threads per layer: file creation is mostly kernel time, and two
+/// threads keep a second core busy while the parser reads ahead.
+const WRITERS: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -259,11 +265,33 @@ struct Meta {
 }
 
 fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
+    let shared_root = rustix::io::fcntl_dupfd_cloexec(root, 0).map_err(|e| Error::Root {
+        path: PathBuf::from("."),
+        source: e.into(),
+    })?;
+    thread::scope(|scope| {
+        let writers = Writers::start(scope, WRITERS);
+        let applied = apply_entries(reader, root, Arc::new(shared_root), &writers);
+        let written = writers.finish();
+        applied.and(written)
+    })
+}
+
+fn apply_entries<R: Read>(
+    reader: R,
+    root: &OwnedFd,
+    shared_root: Arc<OwnedFd>,
+    writers: &Writers,
+) -> Result<()> {
     let mut archive = tar::Archive::new(reader);
     let mut walker = Walker {
-        root: root.as_fd(),
+        root: shared_root,
         cached: None,
     };
+    // Paths this layer has created (hashed; a collision only costs a
+    // barrier), and those a writer thread may still be creating.
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut pending: HashSet<u64> = HashSet::new();
     let mut dir_times: HashMap<Vec<OsString>, Timespec> = HashMap::new();
     let mut copy_buf = vec![0u8; 256 << 10];
     for entry in archive.entries().map_err(Error::Read)? {
@@ -290,6 +318,11 @@ fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
         }
         let path = entry_path(&raw).map_err(hostile)?;
         let meta = read_meta(&mut entry).map_err(io_err("reading headers"))?;
+        let mut prefix = PathHasher::default();
+        for parent in &path.parents {
+            prefix.push(parent);
+            seen.insert(prefix.key());
+        }
 
         let Some(name) = path.name else {
             // The layer root: only its metadata can change.
@@ -312,6 +345,11 @@ fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
                 continue;
             }
             Special::Whiteout(target) => {
+                let key = prefix.key_with(&target);
+                if seen.contains(&key) {
+                    writers.barrier(&mut pending)?;
+                }
+                seen.insert(key);
                 walker
                     .remove(&path.parents, &target)
                     .map_err(io_err("replacing"))?;
@@ -330,6 +368,45 @@ fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
             }
             Special::Plain => {}
         }
+        let key = prefix.key_with(&name);
+        let regular = matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous);
+        if regular && entry.size() <= ASYNC_MAX_FILE && !seen.contains(&key) {
+            // A new small file: its creation, the slow part on most
+            // filesystems, goes to a writer thread.
+            let mut data = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut data).map_err(Error::Read)?;
+            let dir = walker
+                .shared(&path.parents, true)
+                .map_err(|e| e.into_error(&shown))?;
+            writers.submit(FileJob {
+                dir,
+                name,
+                data,
+                meta,
+                entry: shown,
+            })?;
+            seen.insert(key);
+            pending.insert(key);
+            continue;
+        }
+        // Anything that may replace, link to or land on a path a writer is
+        // still creating waits for the writers first.
+        let link_target_pending = kind == tar::EntryType::Link
+            && entry
+                .link_name_bytes()
+                .and_then(|t| entry_path(&t).ok())
+                .is_some_and(|t| {
+                    let mut h = PathHasher::default();
+                    t.parents.iter().for_each(|c| h.push(c));
+                    t.name.is_some_and(|n| pending.contains(&h.key_with(&n)))
+                });
+        if seen.contains(&key) || link_target_pending {
+            writers.barrier(&mut pending)?;
+        }
+        seen.insert(key);
+        let parent = walker
+            .dir(&path.parents, true)
+            .map_err(|e| e.into_error(&shown))?;
 
         match kind {
             tar::EntryType::Directory => {
@@ -521,6 +598,7 @@ fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
             }
         }
     }
+    writers.barrier(&mut pending)?;
     walker.cached = None;
     // Directory mtimes last: creating their children changed them.
     let mut dirs: Vec<(Vec<OsString>, Timespec)> = dir_times.into_iter().collect();
@@ -532,6 +610,150 @@ fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A small regular file for a writer thread to create.
+struct FileJob {
+    dir: Arc<OwnedFd>,
+    name: OsString,
+    data: Vec<u8>,
+    meta: Meta,
+    entry: String,
+}
+
+impl FileJob {
+    fn run(self) -> Result<()> {
+        let io_err = |op: &'static str| {
+            let entry = self.entry.clone();
+            move |source: io::Error| Error::Io { entry, op, source }
+        };
+        // O_EXCL: the parser only sends names nothing in the layer has
+        // used, so an existing name here is an error, never replaced.
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&*self.dir, &self.name, flags, Mode::from_raw_mode(0o600))
+            .map_err(|e| io_err("create")(e.into()))?;
+        let mut file = File::from(fd);
+        file.write_all(&self.data).map_err(io_err("write"))?;
+        set_meta(file.as_fd(), &self.meta).map_err(io_err("setting metadata"))?;
+        rustix::fs::futimens(&file, &times(self.meta.mtime))
+            .map_err(|e| io_err("setting mtime")(e.into()))?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct WriterState {
+    submitted: u64,
+    done: u64,
+    error: Option<Error>,
+}
+
+/// Writer threads fed through a bounded queue, with a barrier.
+struct Writers {
+    tx: Mutex<Option<SyncSender<FileJob>>>,
+    state: Arc<(Mutex<WriterState>, Condvar)>,
+}
+
+impl Writers {
+    fn start<'scope>(scope: &'scope thread::Scope<'scope, '_>, n: usize) -> Writers {
+        let (tx, rx) = sync_channel::<FileJob>(64);
+        let rx = Arc::new(Mutex::new(rx));
+        let state: Arc<(Mutex<WriterState>, Condvar)> = Arc::default();
+        for _ in 0..n {
+            let (rx, state) = (Arc::clone(&rx), Arc::clone(&state));
+            scope.spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let result = job.run();
+                    let (lock, cvar) = &*state;
+                    if let Ok(mut st) = lock.lock() {
+                        st.done += 1;
+                        if let Err(e) = result {
+                            st.error.get_or_insert(e);
+                        }
+                        cvar.notify_all();
+                    }
+                }
+            });
+        }
+        Writers {
+            tx: Mutex::new(Some(tx)),
+            state,
+        }
+    }
+
+    fn take_error(&self) -> Result<()> {
+        match self.state.0.lock() {
+            Ok(mut st) => st.error.take().map_or(Ok(()), Err),
+            Err(_) => Err(Error::Read(io::Error::other("a writer thread panicked"))),
+        }
+    }
+
+    fn submit(&self, job: FileJob) -> Result<()> {
+        self.take_error()?;
+        if let Ok(mut st) = self.state.0.lock() {
+            st.submitted += 1;
+        }
+        let sent = match self.tx.lock() {
+            Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(job).is_ok()),
+            Err(_) => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(Error::Read(io::Error::other("the writer threads stopped")))
+        }
+    }
+
+    /// Waits until every submitted file exists; reports the first failure.
+    fn barrier(&self, pending: &mut HashSet<u64>) -> Result<()> {
+        pending.clear();
+        let (lock, cvar) = &*self.state;
+        let mut st = lock
+            .lock()
+            .map_err(|_| Error::Read(io::Error::other("a writer thread panicked")))?;
+        while st.done < st.submitted {
+            st = cvar
+                .wait(st)
+                .map_err(|_| Error::Read(io::Error::other("a writer thread panicked")))?;
+        }
+        st.error.take().map_or(Ok(()), Err)
+    }
+
+    /// Stops the threads after the queue drains.
+    fn finish(self) -> Result<()> {
+        let result = self.barrier(&mut HashSet::new());
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        result
+    }
+}
+
+/// Hashes a path one component at a time, so every prefix of an entry's
+/// path gets a key without building strings.
+#[derive(Default, Clone)]
+struct PathHasher(std::collections::hash_map::DefaultHasher);
+
+impl PathHasher {
+    fn push(&mut self, component: &OsStr) {
+        use std::hash::Hash;
+        component.as_bytes().hash(&mut self.0);
+    }
+    fn key(&self) -> u64 {
+        use std::hash::Hasher;
+        self.0.finish()
+    }
+    fn key_with(&self, name: &OsStr) -> u64 {
+        let mut h = self.clone();
+        h.push(name);
+        h.key()
+    }
 }
 
 fn proc_fd(fd: &OwnedFd) -> PathBuf {
@@ -619,9 +841,11 @@ fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 /// Opens directories under the layer root one component at a time with
 /// `O_NOFOLLOW`, keeping the last one open (tars list a directory's entries
 /// together).
-struct Walker<'a> {
-    root: BorrowedFd<'a>,
-    cached: Option<(Vec<OsString>, OwnedFd)>,
+struct Walker {
+    root: Arc<OwnedFd>,
+    /// Shared so a writer thread can keep using a directory the walker has
+    /// moved on from.
+    cached: Option<(Vec<OsString>, Arc<OwnedFd>)>,
 }
 
 enum WalkError {
@@ -648,7 +872,7 @@ impl WalkError {
     }
 }
 
-impl<'a> Walker<'a> {
+impl Walker {
     /// Removes whatever `parents/name` is: entries later in a tar replace
     /// earlier ones. Never follows a symlink.
     fn remove(&mut self, parents: &[OsString], name: &OsStr) -> io::Result<()> {
@@ -680,24 +904,47 @@ impl<'a> Walker<'a> {
         parents: &[OsString],
         create: bool,
     ) -> std::result::Result<BorrowedFd<'_>, WalkError> {
+        self.fill_cache(parents, create)?;
+        Ok(match &self.cached {
+            Some((_, fd)) if !parents.is_empty() => fd.as_fd(),
+            _ => self.root.as_fd(),
+        })
+    }
+
+    /// Like [`Walker::dir`], for handing the directory to a writer thread.
+    fn shared(
+        &mut self,
+        parents: &[OsString],
+        create: bool,
+    ) -> std::result::Result<Arc<OwnedFd>, WalkError> {
+        self.fill_cache(parents, create)?;
+        Ok(match &self.cached {
+            Some((_, fd)) if !parents.is_empty() => Arc::clone(fd),
+            _ => Arc::clone(&self.root),
+        })
+    }
+
+    /// Makes `parents` the cached directory (the root needs no caching).
+    fn fill_cache(
+        &mut self,
+        parents: &[OsString],
+        create: bool,
+    ) -> std::result::Result<(), WalkError> {
         if parents.is_empty() {
-            return Ok(self.root);
+            return Ok(());
         }
         let hit = matches!(&self.cached, Some((p, _)) if p.as_slice() == parents);
         if !hit {
             let fd = self.walk(parents, create)?;
-            self.cached = Some((parents.to_vec(), fd));
+            self.cached = Some((parents.to_vec(), Arc::new(fd)));
         }
-        match &self.cached {
-            Some((_, fd)) => Ok(fd.as_fd()),
-            None => Ok(self.root),
-        }
+        Ok(())
     }
 
     /// An owned fd for an existing directory, outside the cache.
     fn open_dir(&self, parents: &[OsString]) -> std::result::Result<OwnedFd, WalkError> {
         if parents.is_empty() {
-            return rustix::io::fcntl_dupfd_cloexec(self.root, 0)
+            return rustix::io::fcntl_dupfd_cloexec(&*self.root, 0)
                 .map_err(|e| WalkError::Io(OsString::new(), e.into()));
         }
         self.walk(parents, false)
@@ -707,7 +954,7 @@ impl<'a> Walker<'a> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let mut cur: Option<OwnedFd> = None;
         for comp in parents {
-            let at = cur.as_ref().map_or(self.root, |fd| fd.as_fd());
+            let at = cur.as_ref().map_or(self.root.as_fd(), |fd| fd.as_fd());
             let next = match rustix::fs::openat(at, comp, flags, Mode::empty()) {
                 Err(Errno::NOENT) if create => {
                     match rustix::fs::mkdirat(at, comp, Mode::from_raw_mode(0o755)) {
@@ -728,7 +975,7 @@ impl<'a> Walker<'a> {
         }
         match cur {
             Some(fd) => Ok(fd),
-            None => rustix::io::fcntl_dupfd_cloexec(self.root, 0)
+            None => rustix::io::fcntl_dupfd_cloexec(&*self.root, 0)
                 .map_err(|e| WalkError::Io(OsString::new(), e.into())),
         }
     }
