@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{op} log {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -47,7 +51,13 @@ impl Writer {
     pub fn open(path: &Path, max_size: u64) -> Result<Writer> {
         let file = open_append(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(Writer { path: path.to_path_buf(), file, size, max_size, partial: [Vec::new(), Vec::new()] })
+        Ok(Writer {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_size,
+            partial: [Vec::new(), Vec::new()],
+        })
     }
 
     /// Adds output of `stream`: complete lines become entries, the rest waits
@@ -94,14 +104,22 @@ impl Writer {
             self.rotate()?;
         }
         // One write per entry, so a reader never sees half a line from us.
-        self.file.write_all(&text).map_err(|source| Error::Io { op: "write", path: self.path.clone(), source })?;
+        self.file.write_all(&text).map_err(|source| Error::Io {
+            op: "write",
+            path: self.path.clone(),
+            source,
+        })?;
         self.size += text.len() as u64;
         Ok(())
     }
 
     fn rotate(&mut self) -> Result<()> {
         let old = rotated(&self.path);
-        fs::rename(&self.path, &old).map_err(|source| Error::Io { op: "rotate", path: self.path.clone(), source })?;
+        fs::rename(&self.path, &old).map_err(|source| Error::Io {
+            op: "rotate",
+            path: self.path.clone(),
+            source,
+        })?;
         self.file = open_append(&self.path)?;
         self.size = 0;
         Ok(())
@@ -115,7 +133,11 @@ fn open_append(path: &Path) -> Result<File> {
         .mode(0o640)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .map_err(|source| Error::Io { op: "open", path: path.to_path_buf(), source })
+        .map_err(|source| Error::Io {
+            op: "open",
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 pub fn rotated(path: &Path) -> PathBuf {
@@ -132,9 +154,20 @@ pub fn read_all(path: &Path) -> Result<Vec<Entry>> {
         let f = match File::open(&p) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(Error::Io { op: "read", path: p, source }),
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "read",
+                    path: p,
+                    source,
+                });
+            }
         };
-        out.extend(BufReader::new(f).lines().map_while(|l| l.ok()).filter_map(|l| serde_json::from_str(&l).ok()));
+        out.extend(
+            BufReader::new(f)
+                .lines()
+                .map_while(|l| l.ok())
+                .filter_map(|l| serde_json::from_str(&l).ok()),
+        );
     }
     Ok(out)
 }
@@ -145,18 +178,32 @@ pub fn read_from(path: &Path, offset: u64) -> Result<(Vec<Entry>, u64)> {
     let mut f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(source) => return Err(Error::Io { op: "read", path: path.to_path_buf(), source }),
+        Err(source) => {
+            return Err(Error::Io {
+                op: "read",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let start = if len < offset { 0 } else { offset };
-    f.seek(SeekFrom::Start(start)).map_err(|source| Error::Io { op: "seek", path: path.to_path_buf(), source })?;
+    f.seek(SeekFrom::Start(start)).map_err(|source| Error::Io {
+        op: "seek",
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut reader = BufReader::new(f);
     let mut out = Vec::new();
     let mut pos = start;
     let mut line = String::new();
     loop {
         line.clear();
-        let n = reader.read_line(&mut line).map_err(|source| Error::Io { op: "read", path: path.to_path_buf(), source })?;
+        let n = reader.read_line(&mut line).map_err(|source| Error::Io {
+            op: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
         if n == 0 || !line.ends_with('\n') {
             break;
         }
@@ -181,7 +228,16 @@ mod tests {
         w.write("stderr", b"err\n").unwrap();
         w.write("stdout", b"o\n").unwrap();
         let e = read_all(&p).unwrap();
-        assert_eq!(e.iter().map(|e| (e.log.as_str(), e.stream.as_str())).collect::<Vec<_>>(), [("one\n", "stdout"), ("err\n", "stderr"), ("two\n", "stdout")]);
+        assert_eq!(
+            e.iter()
+                .map(|e| (e.log.as_str(), e.stream.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("one\n", "stdout"),
+                ("err\n", "stderr"),
+                ("two\n", "stdout")
+            ]
+        );
         for i in 0..10 {
             w.write("stdout", format!("line {i}\n").as_bytes()).unwrap();
         }

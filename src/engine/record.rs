@@ -30,22 +30,35 @@ use super::restart::RestartState;
 pub enum Error {
     #[error("no such container: {0}")]
     NotFound(String),
-    #[error("the container name \"/{name}\" is already in use by container \"{id}\": remove or rename that container, or choose another name")]
+    #[error(
+        "the container name \"/{name}\" is already in use by container \"{id}\": remove or rename that container, or choose another name"
+    )]
     NameInUse { name: String, id: String },
     #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     BadName(String),
     #[error("{0:?} matches more than one container: use more of the ID")]
     Ambiguous(String),
     #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Corrupt { path: PathBuf, source: serde_json::Error },
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What a container is: written at create, changed only by rename.
@@ -146,7 +159,10 @@ impl Paths {
 /// Writes `value` as JSON to `path` atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    let data = serde_json::to_vec(value).map_err(|e| Error::Corrupt { path: path.to_path_buf(), source: e })?;
+    let data = serde_json::to_vec(value).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -161,7 +177,10 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = fs::read(path).map_err(io("read", path))?;
-    serde_json::from_slice(&text).map_err(|source| Error::Corrupt { path: path.to_path_buf(), source })
+    serde_json::from_slice(&text).map_err(|source| Error::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The containers of an engine root.
@@ -173,7 +192,10 @@ pub struct Containers {
 
 impl Containers {
     pub fn new(root: &Path, state: &Path) -> Containers {
-        Containers { root: root.to_path_buf(), state: state.to_path_buf() }
+        Containers {
+            root: root.to_path_buf(),
+            state: state.to_path_buf(),
+        }
     }
 
     fn containers_dir(&self) -> PathBuf {
@@ -185,12 +207,23 @@ impl Containers {
     }
 
     pub fn paths(&self, id: &str) -> Paths {
-        Paths { dir: self.containers_dir().join(id), shim_dir: self.state.join("shims").join(&id[..id.len().min(12)]) }
+        Paths {
+            dir: self.containers_dir().join(id),
+            shim_dir: self.state.join("shims").join(&id[..id.len().min(12)]),
+        }
     }
 
     pub fn ensure_dirs(&self) -> Result<()> {
-        for d in [self.containers_dir(), self.names_dir(), self.state.join("shims")] {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(&d).map_err(io("create", &d))?;
+        for d in [
+            self.containers_dir(),
+            self.names_dir(),
+            self.state.join("shims"),
+        ] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d)
+                .map_err(io("create", &d))?;
         }
         Ok(())
     }
@@ -202,7 +235,12 @@ impl Containers {
         }
         self.ensure_dirs()?;
         let path = self.names_dir().join(name);
-        match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
             Ok(mut f) => f.write_all(id.as_bytes()).map_err(io("write", &path)),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 let owner = fs::read_to_string(&path).unwrap_or_default();
@@ -212,9 +250,16 @@ impl Containers {
                     fs::remove_file(&path).map_err(io("remove", &path))?;
                     return self.reserve_name(name, id);
                 }
-                Err(Error::NameInUse { name: name.to_string(), id: owner })
+                Err(Error::NameInUse {
+                    name: name.to_string(),
+                    id: owner,
+                })
             }
-            Err(e) => Err(Error::Io { op: "create", path, source: e }),
+            Err(e) => Err(Error::Io {
+                op: "create",
+                path,
+                source: e,
+            }),
         }
     }
 
@@ -228,17 +273,20 @@ impl Containers {
     /// Finds a container by name, full ID or unique ID prefix.
     pub fn resolve(&self, what: &str) -> Result<String> {
         let what = what.strip_prefix('/').unwrap_or(what);
-        if super::names::valid_name(what) {
-            if let Ok(id) = fs::read_to_string(self.names_dir().join(what)) {
-                if self.paths(&id).config().exists() {
-                    return Ok(id);
-                }
-            }
+        if super::names::valid_name(what)
+            && let Ok(id) = fs::read_to_string(self.names_dir().join(what))
+            && self.paths(&id).config().exists()
+        {
+            return Ok(id);
         }
         if what.is_empty() || !what.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Error::NotFound(what.to_string()));
         }
-        let matches: Vec<String> = self.ids()?.into_iter().filter(|id| id.starts_with(what)).collect();
+        let matches: Vec<String> = self
+            .ids()?
+            .into_iter()
+            .filter(|id| id.starts_with(what))
+            .collect();
         match matches.len() {
             0 => Err(Error::NotFound(what.to_string())),
             1 => Ok(matches.into_iter().next().unwrap_or_default()),
@@ -251,7 +299,13 @@ impl Containers {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(Error::Io { op: "read", path: dir, source }),
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "read",
+                    path: dir,
+                    source,
+                });
+            }
         };
         Ok(entries
             .flatten()
@@ -264,7 +318,10 @@ impl Containers {
     pub fn create_dir(&self, id: &str) -> Result<Lock> {
         self.ensure_dirs()?;
         let p = self.paths(id);
-        fs::DirBuilder::new().mode(0o700).create(&p.dir).map_err(io("create", &p.dir))?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&p.dir)
+            .map_err(io("create", &p.dir))?;
         self.lock(id)
     }
 
@@ -275,8 +332,22 @@ impl Containers {
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(&p.dir)
-            .map_err(|e| if e.kind() == ErrorKind::NotFound { Error::NotFound(id.to_string()) } else { Error::Io { op: "open", path: p.dir.clone(), source: e } })?;
-        let lock = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io { op: "lock", path: p.dir.clone(), source: e.into() })?;
+            .map_err(|e| {
+                if e.kind() == ErrorKind::NotFound {
+                    Error::NotFound(id.to_string())
+                } else {
+                    Error::Io {
+                        op: "open",
+                        path: p.dir.clone(),
+                        source: e,
+                    }
+                }
+            })?;
+        let lock = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
+            op: "lock",
+            path: p.dir.clone(),
+            source: e.into(),
+        })?;
         if !p.dir.exists() {
             return Err(Error::NotFound(id.to_string()));
         }

@@ -159,10 +159,10 @@ fn env(cfg: &Config, ctx: &RuntimeContext) -> Vec<String> {
     for e in &cfg.env {
         set(e.clone());
     }
-    if let Some(h) = &ctx.home {
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!("HOME={h}"));
-        }
+    if let Some(h) = &ctx.home
+        && !env.iter().any(|e| e.starts_with("HOME="))
+    {
+        env.push(format!("HOME={h}"));
     }
     env
 }

@@ -636,6 +636,10 @@ impl Runtime {
             Some(sock) => Some(super::console::recv_fd(&sock)?),
             None => None,
         };
+        // The program must see our window size from its first instruction.
+        if let (Some(m), Some((rows, cols))) = (&master, super::console::get_size(0)) {
+            let _ = super::console::set_size(m.as_raw_fd(), rows, cols);
+        }
         if let Err(e) = self.start(&id) {
             let _ = self.delete(&id, true);
             return Err(e);

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         eprintln!("berth: cannot start logging: {e}");
     }
     match commands::run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
         Err(e) => {
             // Library errors already name their causes; add only what a
             // context line does not repeat.

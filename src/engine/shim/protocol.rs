@@ -97,7 +97,10 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
     r.read_exact(&mut head[1..])?;
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is too large"),
+        ));
     }
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload)?;
@@ -117,13 +120,16 @@ impl Decoder {
     }
 
     /// The next complete frame, if there is one. Err on an oversized frame.
-    pub fn next(&mut self) -> io::Result<Option<(u8, Vec<u8>)>> {
+    pub fn next_frame(&mut self) -> io::Result<Option<(u8, Vec<u8>)>> {
         if self.buf.len() < 5 {
             return Ok(None);
         }
         let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
         if len > MAX_FRAME {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("frame of {len} bytes is too large"),
+            ));
         }
         if self.buf.len() < 5 + len {
             return Ok(None);
@@ -145,17 +151,23 @@ mod tests {
         bytes.extend(encode(to_shim::WAIT, b""));
         let mut d = Decoder::default();
         d.push(&bytes[..3]);
-        assert_eq!(d.next().unwrap(), None);
+        assert_eq!(d.next_frame().unwrap(), None);
         d.push(&bytes[3..]);
-        assert_eq!(d.next().unwrap(), Some((to_shim::STDIN, b"hello".to_vec())));
-        assert_eq!(d.next().unwrap(), Some((to_shim::WAIT, vec![])));
-        assert_eq!(d.next().unwrap(), None);
+        assert_eq!(
+            d.next_frame().unwrap(),
+            Some((to_shim::STDIN, b"hello".to_vec()))
+        );
+        assert_eq!(d.next_frame().unwrap(), Some((to_shim::WAIT, vec![])));
+        assert_eq!(d.next_frame().unwrap(), None);
         let mut r = &bytes[..];
-        assert_eq!(read_frame(&mut r).unwrap(), Some((to_shim::STDIN, b"hello".to_vec())));
+        assert_eq!(
+            read_frame(&mut r).unwrap(),
+            Some((to_shim::STDIN, b"hello".to_vec()))
+        );
         let mut huge = vec![1u8];
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
         let mut d = Decoder::default();
         d.push(&huge);
-        assert!(d.next().is_err());
+        assert!(d.next_frame().is_err());
     }
 }

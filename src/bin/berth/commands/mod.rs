@@ -1,13 +1,31 @@
 //! One module per command; `run` dispatches.
 
+mod attach;
+mod create;
+mod exec;
 mod image;
 mod images;
+mod inspect;
+mod kill;
 mod load;
 mod login;
+mod logs;
+mod pause;
+mod ps;
 mod pull;
+mod rename;
+mod rm;
 mod rmi;
+mod run;
 mod save;
+mod start;
+mod stats;
+mod stop;
+mod system;
 mod tag;
+mod top;
+mod volume;
+mod wait;
 
 use anyhow::{Context, Result};
 use berth::image::Store;
@@ -17,6 +35,54 @@ use crate::Cli;
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create and start a container (and wait for it unless -d)
+    Run(run::Args),
+    /// Create a container without starting it
+    Create(create::Args),
+    /// Start containers
+    Start(start::Args),
+    /// Stop containers: stop signal, then SIGKILL after the timeout
+    Stop(stop::Args),
+    /// Stop and start containers
+    Restart(stop::Args),
+    /// Send a signal to containers
+    Kill(kill::Args),
+    /// Remove containers
+    Rm(rm::Args),
+    /// List containers
+    Ps(ps::Args),
+    /// Show a container's output
+    Logs(logs::Args),
+    /// Run a command in a running container
+    Exec(exec::Args),
+    /// Show containers as JSON (docker's shape)
+    Inspect(inspect::Args),
+    /// Wait for containers to exit and print their exit codes
+    Wait(wait::Args),
+    /// Attach to a running container's stdio
+    Attach(attach::Args),
+    /// Show a container's processes
+    Top(top::Args),
+    /// Show containers' CPU, memory and pids
+    Stats(stats::Args),
+    /// Rename a container
+    Rename(rename::Args),
+    /// Freeze a container's processes
+    Pause(pause::Args),
+    /// Thaw a container's processes
+    Unpause(pause::Args),
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        command: volume::Command,
+    },
+    /// System-wide commands
+    System {
+        #[command(subcommand)]
+        command: system::Command,
+    },
+    /// What this host supports (same as system info)
+    Info,
     /// Pull an image from a registry.
     Pull(pull::Args),
     /// Store credentials for a registry.
@@ -40,17 +106,41 @@ pub enum Command {
     },
 }
 
-pub fn run(cli: &Cli) -> Result<()> {
+/// Runs the command; the exit code (container commands pass the
+/// container's own through).
+pub fn run(cli: &Cli) -> Result<i32> {
+    let done = |r: Result<()>| r.map(|()| 0);
     match &cli.command {
-        Command::Pull(args) => pull::run(cli, args),
-        Command::Login(args) => login::run(cli, args),
-        Command::Logout(args) => login::logout(cli, args),
-        Command::Load(args) => load::run(cli, args),
-        Command::Save(args) => save::run(cli, args),
-        Command::Images(args) => images::run(cli, args),
-        Command::Rmi(args) => rmi::run(cli, args),
-        Command::Tag(args) => tag::run(cli, args),
-        Command::Image { command } => image::run(cli, command),
+        Command::Run(args) => run::run(cli, args),
+        Command::Create(args) => create::run(cli, args),
+        Command::Start(args) => start::run(cli, args),
+        Command::Stop(args) => stop::stop(cli, args),
+        Command::Restart(args) => stop::restart(cli, args),
+        Command::Kill(args) => kill::run(cli, args),
+        Command::Rm(args) => rm::run(cli, args),
+        Command::Ps(args) => ps::run(cli, args),
+        Command::Logs(args) => logs::run(cli, args),
+        Command::Exec(args) => exec::run(cli, args),
+        Command::Inspect(args) => inspect::run(cli, args),
+        Command::Wait(args) => wait::run(cli, args),
+        Command::Attach(args) => attach::run(cli, args),
+        Command::Top(args) => top::run(cli, args),
+        Command::Stats(args) => stats::run(cli, args),
+        Command::Rename(args) => rename::run(cli, args),
+        Command::Pause(args) => pause::run(cli, args, true),
+        Command::Unpause(args) => pause::run(cli, args, false),
+        Command::Volume { command } => volume::run(cli, command),
+        Command::System { command } => system::run(cli, command),
+        Command::Info => system::info(cli),
+        Command::Pull(args) => done(pull::run(cli, args)),
+        Command::Login(args) => done(login::run(cli, args)),
+        Command::Logout(args) => done(login::logout(cli, args)),
+        Command::Load(args) => done(load::run(cli, args)),
+        Command::Save(args) => done(save::run(cli, args)),
+        Command::Images(args) => done(images::run(cli, args)),
+        Command::Rmi(args) => done(rmi::run(cli, args)),
+        Command::Tag(args) => done(tag::run(cli, args)),
+        Command::Image { command } => done(image::run(cli, command)),
     }
 }
 
