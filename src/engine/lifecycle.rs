@@ -290,15 +290,21 @@ impl Engine {
             self.runtime().resume(id)?;
         }
         let timeout = timeout.or(rec.config.stop_timeout).unwrap_or(10);
-        let mut conn = self.connect(id)?;
-        protocol::write_json(
-            &mut conn,
-            protocol::to_shim::STOP,
-            &protocol::Stop {
-                timeout_secs: timeout,
-            },
-        )?;
-        wait_exit(&mut conn).map(|_| ())
+        // The shim may finish (the container exiting on its own) between
+        // our look and our request: then there is nothing left to stop.
+        let Ok(mut conn) = self.connect(id) else {
+            self.wait_shim_gone(id);
+            self.recover(&rec)?;
+            return Ok(());
+        };
+        let stop = protocol::Stop {
+            timeout_secs: timeout,
+        };
+        if protocol::write_json(&mut conn, protocol::to_shim::STOP, &stop).is_ok() {
+            wait_exit(&mut conn)?;
+        }
+        self.wait_shim_gone(id);
+        Ok(())
     }
 
     pub fn kill(&self, id: &str, sig: Signal) -> Result<()> {
@@ -392,19 +398,24 @@ impl Engine {
                 );
                 let _ = wait_exit(&mut conn);
             }
-            // The shim is gone now (or was already); wait for it to let go.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let mut s = self.containers.read_state(id);
-            while crate::runtime::state::process_alive(s.shim_pid, s.shim_start)
-                && Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(5));
-                s = self.containers.read_state(id);
-            }
+            self.wait_shim_gone(id);
         }
         let _lock = self.containers.lock(id)?;
         self.recover(&rec)?;
         self.remove_files(&rec, volumes)
+    }
+
+    /// Waits (a bounded time) for a finishing shim to exit, so the next
+    /// step sees its final state.
+    fn wait_shim_gone(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut s = self.containers.read_state(id);
+        while crate::runtime::state::process_alive(s.shim_pid, s.shim_start)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+            s = self.containers.read_state(id);
+        }
     }
 
     /// Everything of a stopped container, under its lock or from its shim.
@@ -467,7 +478,20 @@ impl Engine {
 /// Reads frames until EXIT; None if the shim hung up first.
 fn wait_exit(conn: &mut UnixStream) -> Result<Option<i32>> {
     loop {
-        match protocol::read_frame(conn)? {
+        // The shim exits right after EXIT: a reset connection is a hang-up.
+        let frame = match protocol::read_frame(conn) {
+            Ok(f) => f,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match frame {
             None => return Ok(None),
             Some((protocol::from_shim::EXIT, data)) => {
                 return Ok(serde_json::from_slice::<protocol::ExitStatus>(&data)

@@ -18,7 +18,12 @@ impl Berth {
     /// A fresh engine with the fixture image loaded.
     pub fn new() -> Berth {
         require_root();
-        let b = Berth { dir: tempfile::Builder::new().prefix("berth-test-engine.").tempdir().expect("temp dir") };
+        let b = Berth {
+            dir: tempfile::Builder::new()
+                .prefix("berth-test-engine.")
+                .tempdir()
+                .expect("temp dir"),
+        };
         let archive = super::fixtures().join("busybox-oci.tar");
         super::ok(&b.run(&["load", "-i", archive.to_str().unwrap()]));
         b
@@ -34,7 +39,8 @@ impl Berth {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-        c.env("BERTH_ROOT", self.root()).env("BERTH_STATE", self.state());
+        c.env("BERTH_ROOT", self.root())
+            .env("BERTH_STATE", self.state());
         c
     }
 
@@ -52,7 +58,10 @@ impl Berth {
     }
 
     pub fn status(&self, name: &str) -> String {
-        self.inspect(name)["State"]["Status"].as_str().unwrap_or_default().to_string()
+        self.inspect(name)["State"]["Status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) {
@@ -65,15 +74,26 @@ impl Berth {
 
     pub fn ids(&self) -> Vec<String> {
         let out = self.run(&["ps", "-a", "-q", "--no-trunc"]);
-        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Nothing of the engine's containers is left on the host: mounts under
     /// the root, cgroups, shims and container processes.
     pub fn assert_clean(&self, ids: &[String]) {
-        assert_eq!(mounts_under(self.dir.path()), Vec::<String>::new(), "mounts left behind");
+        assert_eq!(
+            mounts_under(self.dir.path()),
+            Vec::<String>::new(),
+            "mounts left behind"
+        );
         for id in ids {
-            assert_eq!(super::cgroup_dirs(id), Vec::<PathBuf>::new(), "cgroups of {id} left behind");
+            assert_eq!(
+                super::cgroup_dirs(id),
+                Vec::<PathBuf>::new(),
+                "cgroups of {id} left behind"
+            );
         }
         let root = self.root().display().to_string();
         for p in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -81,7 +101,11 @@ impl Berth {
             let environ = std::fs::read(p.path().join("environ")).unwrap_or_default();
             let env = String::from_utf8_lossy(&environ);
             let is_shim = env.contains(&format!("BERTH_ROOT={root}")) && !cmdline.is_empty();
-            assert!(!is_shim || p.file_name() == std::process::id().to_string().as_str(), "a process of this engine is still running: {:?}", String::from_utf8_lossy(&cmdline));
+            assert!(
+                !is_shim || p.file_name() == std::process::id().to_string().as_str(),
+                "a process of this engine is still running: {:?}",
+                String::from_utf8_lossy(&cmdline)
+            );
         }
     }
 }
