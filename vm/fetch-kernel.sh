@@ -29,6 +29,7 @@ boot_modules=(
 # Loaded in the background while the guest mounts its root.
 extra_modules=(
 	veth bridge tun loop # container networking and images
+	null_blk             # /dev/nullb0: a block device for io.max and io.weight
 	nf_tables nft_ct nft_nat nft_masq nft_chain_nat nft_reject_inet nft_fib_inet
 )
 

@@ -50,6 +50,7 @@ child_limits() {
 		echo 0 >$cg/selftest-limits/cpuset.cpus &&
 		echo "default 200" >$cg/selftest-limits/io.weight &&
 		[ -f $cg/selftest-limits/hugetlb.2MB.max ] &&
+		echo "$(cat /sys/block/nullb0/dev) rbps=1048576 wiops=100" >$cg/selftest-limits/io.max &&
 		[ "$(in_cgroup selftest-limits cat /proc/self/cgroup)" = "0::/selftest-limits" ] &&
 		rmdir $cg/selftest-limits
 }
