@@ -48,5 +48,12 @@ if [ ${#bins[@]} -eq 0 ]; then
 	exit 0
 fi
 
+for bin in "${bins[@]}"; do
+	case $bin in
+	"$PWD"/*) ;;
+	/tmp/*) echo "vm-test: $bin is hidden in the VM, whose /tmp is its own: use a target dir outside /tmp" >&2; exit 1 ;;
+	esac
+done
+
 export BERTH_VM_TIMEOUT=${BERTH_VM_TIMEOUT:-1800}
 exec "$here/run-in-vm.sh" --cwd "$PWD" -- "$here/test-binaries.sh" "${bins[@]}" -- "${test_args[@]}"

@@ -58,11 +58,22 @@ mnt sysfs sysfs /sys nosuid,nodev,noexec
 mnt devtmpfs devtmpfs /dev nosuid,mode=0755
 mnt devpts devpts /dev/pts nosuid,noexec,newinstance,gid=5,mode=0620,ptmxmode=0666
 mnt tmpfs shm /dev/shm nosuid,nodev,mode=1777
-mnt tmpfs tmpfs /tmp nosuid,nodev,mode=1777
 mnt tmpfs tmpfs /run nosuid,nodev,mode=0755
+mnt 9p exchange /run/berth-vm trans=virtio,version=9p2000.L,msize=512000
+# /tmp is a tmpfs, not the overlay: an overlay's upperdir cannot be on an
+# overlay, and tests put theirs in temp dirs. A working dir under the host's
+# /tmp stays visible (and writable) through a bind mount of the overlay.
+read -r cwd <"$r/run/berth-vm/cwd" || fail "no cwd in the exchange dir"
+case $cwd/ in
+/tmp/?*)
+	mkdir /keep && mount --bind "$r$cwd" /keep || fail "cannot bind $cwd"
+	mnt tmpfs tmpfs /tmp nosuid,nodev,mode=1777
+	mkdir -p "$r$cwd" && mount --move /keep "$r$cwd" || fail "cannot keep $cwd visible"
+	;;
+*) mnt tmpfs tmpfs /tmp nosuid,nodev,mode=1777 ;;
+esac
 # As systemd mounts it on a pure v2 host.
 mnt cgroup2 cgroup2 /sys/fs/cgroup nosuid,nodev,noexec,nsdelegate,memory_recursiveprot
-mnt 9p exchange /run/berth-vm trans=virtio,version=9p2000.L,msize=512000
 for link in fd:/proc/self/fd stdin:/proc/self/fd/0 stdout:/proc/self/fd/1 stderr:/proc/self/fd/2; do
 	ln -sfn "${link#*:}" "$r/dev/${link%%:*}"
 done

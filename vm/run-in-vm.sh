@@ -87,6 +87,7 @@ trap 'exit 143' TERM HUP
 # environment by env -i.
 quote() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 cp "$here/guest.sh" "$xchg/guest.sh"
+printf '%s\n' "$cwd" >"$xchg/cwd"
 {
 	printf 'cd -- %s || exit 126\n' "$(quote "$cwd")"
 	printf 'exec env -i'
