@@ -101,7 +101,7 @@ printf '%s\n' "$cwd" >"$xchg/cwd"
 
 # --- the VM ---------------------------------------------------------------------
 # TCG (this host's /dev/kvm does not run stock kernels), multi-threaded, one
-# host thread per vCPU. The ELF vmlinux boots through the PVH entry point.
+# host thread per vCPU; BERTH_VM_ACCEL=kvm where KVM works. The ELF vmlinux boots through the PVH entry point.
 # mitigations=off: under TCG they only cost (page table isolation would flush
 # the emulated TLB on each syscall). tsc=reliable: QEMU's TSCs are in step,
 # and the fallback clocksource, the HPET, costs an MMIO exit per clock read.
@@ -109,7 +109,7 @@ printf '%s\n' "$cwd" >"$xchg/cwd"
 # adds to the kernel's command line ("berth.debug" times the boot steps).
 qemu=(
 	qemu-system-x86_64 -name berth-vm
-	-machine pc -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem"
+	-machine pc -accel "${BERTH_VM_ACCEL:-tcg,thread=multi}" -cpu max -smp "$cpus" -m "$mem"
 	-nodefaults -no-user-config -display none -vga none -no-reboot
 	-chardev stdio,id=console,signal=off -serial chardev:console
 	-kernel "$cache/kernel/vmlinux" -initrd "$cache/initramfs.cpio"
