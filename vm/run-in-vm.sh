@@ -7,8 +7,8 @@
 #
 # The guest sees the host's whole filesystem (read-only, under a tmpfs overlay
 # that discards its writes) and runs CMD as root in DIR (default: the current
-# dir) with PATH, HOME, LANG, TZ, CI and the caller's CARGO_*, RUST* and
-# BERTH_* variables. Its output streams to this script's stdout, after the
+# dir) with PATH, HOME, LANG, LC_ALL, TZ, CI and the caller's CARGO_*, RUST*
+# and BERTH_* variables. Its output streams to this script's stdout, after the
 # kernel's few boot messages. See vm/README.md.
 #
 # Exit status: CMD's; 124 if the VM ran past the timeout (it is killed); 125
@@ -100,20 +100,29 @@ printf '%s\n' "$cwd" >"$xchg/cwd"
 } >"$xchg/command.sh"
 
 # --- the VM ---------------------------------------------------------------------
-# TCG (this host's /dev/kvm does not run stock kernels), multi-threaded, one
-# host thread per vCPU; BERTH_VM_ACCEL=kvm where KVM works. The ELF vmlinux boots through the PVH entry point.
-# mitigations=off: under TCG they only cost (page table isolation would flush
-# the emulated TLB on each syscall). tsc=reliable: QEMU's TSCs are in step,
-# and the fallback clocksource, the HPET, costs an MMIO exit per clock read.
-# No NIC, no display: the console is the serial port. BERTH_VM_KERNEL_ARGS
-# adds to the kernel's command line ("berth.debug" times the boot steps).
+kernel_args=(
+	console=ttyS0 quiet
+	panic=-1          # reboot at once, which -no-reboot turns into qemu's exit
+	cgroup_no_v1=all  # pure v2: no controller may be bound to a v1 hierarchy
+	# Speed under TCG, none visible to tests:
+	mitigations=off   # page table isolation would flush the emulated TLB on each syscall
+	tsc=reliable      # qemu's TSCs are in step; the HPET fallback costs an MMIO exit per read
+	acpi=noirq        # PCI interrupt routing by ACPI's AML took ~1 s per virtio device
+	cryptomgr.notests # the crypto self-tests took ~1 s of the boot
+	init_on_alloc=0   # a hardening default that zeroes every page and slab allocation
+	8250.nr_uarts=1
+	${BERTH_VM_KERNEL_ARGS:-} # extra ones; "berth.debug" times the boot's steps
+)
+# TCG (this host's /dev/kvm does not run stock kernels), multi-threaded: a
+# host thread per vCPU; BERTH_VM_ACCEL=kvm where KVM works. The ELF vmlinux
+# boots through the PVH entry point. No NIC, no display; the serial port is
+# the console. Two 9p shares: the host's / (read-only) and the exchange dir.
 qemu=(
 	qemu-system-x86_64 -name berth-vm
 	-machine pc -accel "${BERTH_VM_ACCEL:-tcg,thread=multi}" -cpu max -smp "$cpus" -m "$mem"
 	-nodefaults -no-user-config -display none -vga none -no-reboot
 	-chardev stdio,id=console,signal=off -serial chardev:console
-	-kernel "$cache/kernel/vmlinux" -initrd "$cache/initramfs.cpio"
-	-append "console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable cgroup_no_v1=all 8250.nr_uarts=1 cryptomgr.notests acpi=noirq ${BERTH_VM_KERNEL_ARGS:-}"
+	-kernel "$cache/kernel/vmlinux" -initrd "$cache/initramfs.cpio" -append "${kernel_args[*]}"
 	-fsdev local,id=hostroot,path=/,security_model=passthrough,readonly=on,multidevs=remap
 	-device virtio-9p-pci,disable-legacy=on,fsdev=hostroot,mount_tag=hostroot
 	-fsdev local,id=exchange,path="$xchg",security_model=passthrough
