@@ -75,8 +75,10 @@ if [ -z "$deb" ]; then
 	log "downloading $pkg"
 	# -o APT::Sandbox::User=root: the _apt user may not write to the cache dir.
 	if ! (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2); then
+		# Stale package lists: the versioned package they name may be gone.
 		log "download failed; running apt-get update and retrying"
 		apt-get update -q >&2
+		pkg=${BERTH_VM_KERNEL_PKG:-$(resolve_package)}
 		(cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2) || die "cannot download $pkg"
 	fi
 	deb=$(find "$tmp" -maxdepth 1 -name "${pkg}_*_amd64.deb" | head -n1)
@@ -140,7 +142,12 @@ order=()
 visit() { # depth first: what a module needs is loaded before it
 	local self=$1 name dep softdep pre=""
 	[ -z "${builtin[$self]:-}" ] || return 0
-	case ${state[$self]:-} in done) return ;; active) die "dependency cycle at $self" ;; esac
+	case ${state[$self]:-} in
+	"") ;;
+	"$phase") return 0 ;;
+	active) die "dependency cycle at $self" ;;
+	*) die "$self, which an extra module needs, is a boot one: move that to boot_modules" ;;
+	esac
 	[ -n "${path_of[$self]:-}" ] || die "module $self is neither built into $release nor in its package"
 	state[$self]=active
 	plain "$self"
@@ -154,11 +161,14 @@ visit() { # depth first: what a module needs is loaded before it
 		if [ -n "${path_of[$name]:-}" ]; then visit "$name"; fi
 	done
 	for dep in ${deps_of[$self]}; do visit "$dep"; done
-	state[$self]=done
+	state[$self]=$phase
 	order+=("$self")
 }
+# The extra modules load in parallel with the boot ones: they may not need them.
+phase=boot
 for m in "${boot_modules[@]}"; do norm "$m"; visit "$name"; done
 nboot=${#order[@]}
+phase=extra
 for m in "${extra_modules[@]}"; do norm "$m"; visit "$name"; done
 for name in "${order[@]}"; do cp "$tmp/ko/$name.ko" "$tmp/out/modules/"; done
 printf '%s\n' "${order[@]:0:nboot}" >"$tmp/out/modules.boot"

@@ -33,8 +33,8 @@ load() { # load LIST: insmod each module named in the file LIST, in order
 		insmod "/lib/modules/$mod.ko" || { echo "berth-vm: cannot load module $mod"; return 1; }
 	done <"$1"
 }
-# The two lists share no module: the networking ones load on the other vCPU
-# while the root is built.
+# The extra modules (networking, null_blk) load on the other vCPU while the
+# root is built: fetch-kernel.sh checks that none needs a boot one.
 load /lib/modules/modules.extra &
 extra=$!
 load /lib/modules/modules.boot || fail "cannot load the modules for the root"
