@@ -494,6 +494,7 @@ fn wait_exit(conn: &mut UnixStream) -> Result<Option<i32>> {
         match frame {
             None => return Ok(None),
             Some((protocol::from_shim::EXIT, data)) => {
+                protocol::wait_hangup(conn);
                 return Ok(serde_json::from_slice::<protocol::ExitStatus>(&data)
                     .ok()
                     .map(|e| e.code));

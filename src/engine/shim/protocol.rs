@@ -107,6 +107,18 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
     Ok(Some((head[0], payload)))
 }
 
+/// After EXIT: waits (a bounded time) for the shim to hang up, which it
+/// does by exiting, so a command that returns has nothing left running.
+pub fn wait_hangup(conn: &mut std::os::unix::net::UnixStream) {
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = conn.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
 /// Splits frames out of bytes arriving in pieces (the shim reads
 /// non-blocking sockets).
 #[derive(Default)]

@@ -154,6 +154,7 @@ pub fn attach_loop(conn: &mut UnixStream, stdin: bool, tty: bool) -> Result<Opti
                     from_shim::EXIT => {
                         let e: protocol::ExitStatus = serde_json::from_slice(&data)
                             .unwrap_or(protocol::ExitStatus { code: -1 });
+                        protocol::wait_hangup(conn);
                         return Ok(Some(e.code));
                     }
                     from_shim::ERROR => bail!("{}", String::from_utf8_lossy(&data)),
