@@ -34,7 +34,7 @@ fn on_failure_restarts_exactly_n_times_with_growing_delays() {
     ]));
     b.wait_for("the retries to end", || b.status("flaky") == "exited");
     let v = b.inspect("flaky");
-    assert_eq!(v["RestartCount"], 3);
+    assert_eq!(v["RestartCount"], 3, "{v}");
     assert_eq!(v["State"]["ExitCode"], 1);
     let logs = ok(&b.run(&["logs", "-t", "flaky"]));
     let times: Vec<chrono::DateTime<chrono::FixedOffset>> = logs
