@@ -37,6 +37,10 @@ pub enum Error {
     Hook(#[from] hooks::Error),
     #[error(transparent)]
     Console(#[from] super::console::Error),
+    #[error(transparent)]
+    Seccomp(#[from] super::seccomp::Error),
+    #[error(transparent)]
+    Lsm(#[from] super::lsm::Error),
     #[error("{0}")]
     Init(String),
     #[error("container \"{id}\" is {status}: {what}")]
@@ -184,6 +188,14 @@ impl Runtime {
                 plan.rootfs.display()
             )));
         }
+        super::lsm::check(process, &super::lsm::active())?;
+        // Compiled (and the listener connected) before anything exists, so
+        // a bad profile leaves nothing behind.
+        let seccomp = plan
+            .seccomp
+            .as_ref()
+            .map(super::seccomp::Setup::prepare)
+            .transpose()?;
 
         let dir = self.root.create(&opts.id)?;
         let mut guard = CreateGuard {
@@ -319,6 +331,7 @@ impl Runtime {
                 extra_env,
                 stage1,
                 parent_pid,
+                seccomp: seccomp.as_ref(),
             }),
             Some(pid) => pid,
         };
@@ -326,6 +339,7 @@ impl Runtime {
         drop(listener);
         drop(console_socket);
         drop(stage1);
+        drop(seccomp);
         guard.child = Some(child);
         let result = self.finish_create(
             &opts,

@@ -148,7 +148,12 @@ impl Runtime {
         }
         let spec = load_saved_spec(self, &opts.id)?;
         let p = process_plan(&spec, &opts.process)?;
-        let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+        super::lsm::check(&p, &super::lsm::active())?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let seccomp = plan::plan_seccomp(&linux)?
+            .as_ref()
+            .map(super::seccomp::Setup::prepare)
+            .transpose()?;
         let pidfd = crate::linux::pidfd_open(rec.pid).map_err(|errno| Error::Sys {
             op: format!("pidfd_open {}", rec.pid),
             errno,
@@ -228,11 +233,12 @@ impl Runtime {
                 &p,
                 console_socket.as_ref(),
                 opts.preserve_fds,
-                seccomp.as_ref(),
+                seccomp.as_ref().map(|s| (s, &rec)),
             )
         };
         drop(child_chan);
         drop(console_socket);
+        drop(seccomp);
 
         let started = self.finish_exec(&parent_chan, child, cg.as_ref(), v2_fd.is_some());
         if let Err(e) = started {
@@ -298,11 +304,18 @@ fn exec_child(
     p: &ProcessPlan,
     console_socket: Option<&OwnedFd>,
     preserve_fds: i32,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    seccomp: Option<(&super::seccomp::Setup, &state::Record)>,
 ) -> ! {
     let result = (|| -> std::result::Result<std::convert::Infallible, String> {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .map_err(|e| format!("pdeathsig: {e}"))?;
+        // Our host pid, while /proc is still the host's.
+        let host_pid = crate::linux::proc_self_pid().unwrap_or(0);
+        let seccomp = seccomp.map(|(setup, rec)| init::SeccompStep {
+            setup,
+            pid: host_pid,
+            state: rec.hook_state(Status::Running),
+        });
         nix::sys::prctl::set_dumpable(false).map_err(|e| format!("dumpable: {e}"))?;
         if join_flags != 0 {
             // All namespaces at once through the init's pidfd (Linux 5.8):
@@ -320,11 +333,11 @@ fn exec_child(
             Ok(other) => return Err(format!("unexpected message {other:?}")),
             Err(e) => return Err(e.to_string()),
         }
-        let ready = init::become_process(p, console_socket, &[], preserve_fds)
+        let ready = init::become_process(p, console_socket, &[], preserve_fds, seccomp)
             .map_err(|e| e.to_string())?;
         nix::sys::prctl::set_pdeathsig(None).map_err(|e| format!("pdeathsig: {e}"))?;
         chan.send(&FromChild::Created).map_err(|e| e.to_string())?;
-        Err(init::exec_program(&ready, p, seccomp).to_string())
+        Err(init::exec_program(&ready, p).to_string())
     })();
     let msg = match result {
         Ok(never) => match never {},

@@ -27,6 +27,8 @@ use crate::linux::{self, MountAttr};
 pub enum Error {
     #[error(transparent)]
     Path(#[from] inroot::Error),
+    #[error(transparent)]
+    Proc(#[from] super::procfs::Error),
     #[error("mount {what} on {dest}: {errno}")]
     Mount {
         what: String,
@@ -802,25 +804,13 @@ pub fn apply_sysctls(sysctl: &[(String, String)]) -> Result<()> {
     if sysctl.is_empty() {
         return Ok(());
     }
-    let root = Root::open(Path::new("/"))?;
-    let procsys = root.resolve(Path::new("/proc/sys"))?;
-    let fs = nix::sys::statfs::fstatfs(procsys.as_fd()).map_err(sys("statfs", "/proc/sys"))?;
-    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
-        return Err(Error::Refused {
-            dest: "/proc/sys".into(),
-            why: "is not procfs; mount proc to set sysctls".into(),
-        });
-    }
+    let proc = super::procfs::ProcFs::open(Path::new("/proc"), "set sysctls")?;
     for (key, value) in sysctl {
-        let rel = PathBuf::from(key.replace('.', "/"));
-        let path = Path::new("/proc/sys").join(&rel);
-        let f = root.open_file(&path, OFlag::O_WRONLY)?;
-        use std::io::Write;
-        (&f).write_all(value.as_bytes()).map_err(|e| Error::Sys {
-            op: "write sysctl",
-            path: path.clone(),
-            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        })?;
+        proc.write(
+            &super::procfs::sysctl_path(key),
+            value.as_bytes(),
+            "set sysctls",
+        )?;
     }
     Ok(())
 }
