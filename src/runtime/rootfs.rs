@@ -159,23 +159,36 @@ fn mount_one(ctx: &Context<'_>, root: &Root, m: &MountPlan) -> Result<()> {
     if m.is_bind() {
         return bind_mount(root, m);
     }
-    match m.fstype.as_str() {
+    if m.fstype == "cgroup" || m.fstype == "cgroup2" {
+        return mount_cgroup(ctx, root, m);
+    }
+    let target = if m.fstype == "proc" || m.fstype == "sysfs" {
         // A rootfs whose /proc or /sys is a symlink is hostile: runc was
-        // tricked into mounting procfs elsewhere (CVE-2019-19921).
-        "proc" | "sysfs" => refuse_symlink(root, dest)?,
-        "cgroup" | "cgroup2" => return mount_cgroup(ctx, root, m),
-        _ => {}
-    }
-    let target = root.resolve_or_create(dest, Create::Dir(0o755))?;
-    if m.fstype == "proc" || m.fstype == "sysfs" {
+        // tricked into mounting procfs elsewhere (CVE-2019-19921). The last
+        // component is not followed, so a symlink swapped in while we
+        // resolve is what we get, and refuse.
+        let target = root.resolve_or_create_nofollow(dest, Create::Dir(0o755))?;
         let st = nix::sys::stat::fstat(target.as_raw_fd()).map_err(sys("stat", dest))?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-            return Err(Error::Refused {
-                dest: dest.clone(),
-                why: format!("{} must be mounted on a directory", m.fstype),
-            });
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {}
+            libc::S_IFLNK => {
+                return Err(Error::Refused {
+                    dest: dest.clone(),
+                    why: "is a symlink in the rootfs; refusing to mount proc or sysfs through it"
+                        .into(),
+                });
+            }
+            _ => {
+                return Err(Error::Refused {
+                    dest: dest.clone(),
+                    why: format!("{} must be mounted on a directory", m.fstype),
+                });
+            }
         }
-    }
+        target
+    } else {
+        root.resolve_or_create(dest, Create::Dir(0o755))?
+    };
     let flags = m.options.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC);
     let data = m.options.data_string();
     let source = m.source.clone().unwrap_or_else(|| PathBuf::from(&m.fstype));
@@ -244,24 +257,6 @@ fn mount_at(
         flags,
         if data.is_empty() { None } else { Some(data) },
     )
-}
-
-fn refuse_symlink(root: &Root, dest: &Path) -> Result<()> {
-    match root.resolve_nofollow(dest) {
-        Ok(fd) => {
-            let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(sys("stat", dest))?;
-            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-                return Err(Error::Refused {
-                    dest: dest.to_path_buf(),
-                    why: "is a symlink in the rootfs; refusing to mount proc or sysfs through it"
-                        .into(),
-                });
-            }
-            Ok(())
-        }
-        Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Mount flags that mount_setattr expresses as attributes.
