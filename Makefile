@@ -8,6 +8,7 @@ BIN := target/$(PROFILE)
 # Debian packages the build and the tests need.
 APT_PACKAGES := busybox-static umoci skopeo libseccomp-dev pkg-config gcc \
 	runc util-linux procps
+APT_PACKAGES += uidmap
 
 .PHONY: all deps fixtures build test unit integration run bench clean lint fmt
 

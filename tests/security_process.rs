@@ -337,15 +337,13 @@ fn lsm_requests_without_the_lsm_are_refused() {
 
 #[test]
 fn unknown_capability_and_rlimit_names_are_errors() {
-    for (edit, want) in [(json!({"bounding": ["CAP_TEST"]}), "CAP_TEST")] {
-        let rt = Runtime::new();
-        let mut b = Bundle::new();
-        b.config["process"]["capabilities"] = edit;
-        let cid = id("badcap");
-        let e = fails(&rt.run_bundle("run", &b, &cid, &[]));
-        assert!(e.contains(want), "{e}");
-        assert_gone(&rt, &cid, &b, None);
-    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.config["process"]["capabilities"] = json!({"bounding": ["CAP_TEST"]});
+    let cid = id("badcap");
+    let e = fails(&rt.run_bundle("run", &b, &cid, &[]));
+    assert!(e.contains("CAP_TEST"), "{e}");
+    assert_gone(&rt, &cid, &b, None);
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]);

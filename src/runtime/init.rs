@@ -141,8 +141,15 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
         return Err(Error::Orphaned);
     }
     // Keep /proc/PID/exe (the host runtime binary) out of reach of the
-    // container's processes until the exec (see exec_stub).
-    nix::sys::prctl::set_dumpable(false).map_err(sys("dumpable"))?;
+    // container's processes until the exec (see exec_stub). An unprivileged
+    // parent must still open our /proc files to write the id maps, which a
+    // non-dumpable process's are closed to: then we turn it off once
+    // mapped, before any process of the container can exist.
+    let unprivileged_maps =
+        a.plan.namespaces.creates(NsKind::User) && !nix::unistd::geteuid().is_root();
+    if !unprivileged_maps {
+        nix::sys::prctl::set_dumpable(false).map_err(sys("dumpable"))?;
+    }
 
     stage1(a)?;
     // Our pid as the host sees it, for the hooks' state: /proc is still the
@@ -157,6 +164,9 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
                 errno: Errno::EPROTO,
             });
         }
+    }
+    if unprivileged_maps {
+        nix::sys::prctl::set_dumpable(false).map_err(sys("dumpable"))?;
     }
     let plan = a.plan;
     let in_userns = plan.namespaces.has(NsKind::User);
@@ -190,7 +200,7 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
         hierarchies: a.hierarchies,
         cgroup: a.cgroup,
     };
-    let root = rootfs::prepare(&ctx)?;
+    let (root, anchors) = rootfs::prepare(&ctx)?;
 
     a.chan.send(&FromChild::Mounted)?;
     match a.chan.recv::<FromParent>()? {
@@ -221,7 +231,8 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
 
     rootfs::pivot(&plan.rootfs, a.no_pivot)?;
     rootfs::apply_sysctls(&plan.sysctl)?;
-    rootfs::finalize(plan)?;
+    rootfs::finalize(plan, &anchors)?;
+    drop(anchors);
 
     let seccomp = a.seccomp.map(|setup| SeccompStep {
         setup,

@@ -71,9 +71,32 @@ pub struct Context<'a> {
     pub cgroup: Option<&'a Cgroup>,
 }
 
+/// The proc and sysfs mounts we made, held by fd: masked and read-only
+/// paths under them are resolved from these, not from their path in the
+/// rootfs, so a rename of /proc in the rootfs while the container is made
+/// (CVE-2019-19921, CVE-2023-27561) cannot make a mask miss its procfs.
+#[derive(Default)]
+pub struct Anchors(Vec<(PathBuf, OwnedFd)>);
+
+impl Anchors {
+    /// The root to resolve `p` under and `p` relative to it: the deepest
+    /// anchor containing `p`, or the container's root.
+    fn split(&self, p: &Path) -> Option<(Root, PathBuf)> {
+        self.0
+            .iter()
+            .filter(|(dest, _)| p.starts_with(dest))
+            .max_by_key(|(dest, _)| dest.components().count())
+            .and_then(|(dest, fd)| {
+                let fd = fd.try_clone().ok()?;
+                let rel = p.strip_prefix(dest).ok()?;
+                Some((Root::from_fd(fd, dest.clone()), Path::new("/").join(rel)))
+            })
+    }
+}
+
 /// Step one, before pivot_root: propagation, the rootfs bind, the spec's
 /// mounts in order, devices. Returns the open rootfs.
-pub fn prepare(ctx: &Context<'_>) -> Result<Root> {
+pub fn prepare(ctx: &Context<'_>) -> Result<(Root, Anchors)> {
     let plan = ctx.plan;
     // Keep our mounts from propagating to the host; a shared rootfs
     // propagation is applied after pivot_root (pivot_root refuses a shared
@@ -122,8 +145,14 @@ pub fn prepare(ctx: &Context<'_>) -> Result<Root> {
     })?;
     let root = Root::open(rootfs)?;
 
+    let mut anchors = Anchors::default();
     for m in &plan.mounts {
         mount_one(ctx, &root, m)?;
+        if m.fstype == "proc" || m.fstype == "sysfs" {
+            anchors
+                .0
+                .push((m.destination.clone(), mounted_root(&root, m)?));
+        }
     }
 
     if !plan
@@ -151,7 +180,33 @@ pub fn prepare(ctx: &Context<'_>) -> Result<Root> {
         }
         dev_symlinks(&root)?;
     }
-    Ok(root)
+    Ok((root, anchors))
+}
+
+/// The root of the proc or sysfs mount just made at `m.destination`,
+/// checked to be that filesystem: a directory swapped in since the mount
+/// is refused.
+fn mounted_root(root: &Root, m: &MountPlan) -> Result<OwnedFd> {
+    let dest = &m.destination;
+    let fd = root.resolve_nofollow(dest)?;
+    let fs = nix::sys::statfs::fstatfs(fd.as_fd()).map_err(sys("statfs", dest))?;
+    let magic = fs.filesystem_type().0 as i64;
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(sys("stat", dest))?;
+    let ok = match m.fstype.as_str() {
+        "proc" => magic == 0x9fa0 && st.st_ino == 1,
+        _ => magic == 0x6265_6572 && st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+    };
+    if !ok {
+        return Err(Error::Refused {
+            dest: dest.clone(),
+            why: format!(
+                "was replaced while {} was mounted on it (it is now {})",
+                m.fstype,
+                super::procfs::fs_name(magic)
+            ),
+        });
+    }
+    Ok(fd)
 }
 
 fn mount_one(ctx: &Context<'_>, root: &Root, m: &MountPlan) -> Result<()> {
@@ -672,15 +727,21 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 
 /// Step three, after pivot_root: read-only root, masked and read-only paths,
 /// rootfs propagation.
-pub fn finalize(plan: &Plan) -> Result<()> {
+pub fn finalize(plan: &Plan, anchors: &Anchors) -> Result<()> {
     let root = Root::open(Path::new("/"))?;
     for p in &plan.readonly_paths {
-        readonly_path(&root, p)?;
+        match anchors.split(p) {
+            Some((under, rel)) => readonly_path(&under, &rel, p)?,
+            None => readonly_path(&root, p, p)?,
+        }
     }
     if !plan.masked_paths.is_empty() {
         let null = verified_dev_null()?;
         for p in &plan.masked_paths {
-            mask_path(&root, p, &null)?;
+            match anchors.split(p) {
+                Some((under, rel)) => mask_path(&under, &rel, p, &null)?,
+                None => mask_path(&root, p, p, &null)?,
+            }
         }
     }
     if plan.root_readonly {
@@ -712,8 +773,9 @@ pub fn finalize(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-fn readonly_path(root: &Root, p: &Path) -> Result<()> {
-    let fd = match root.resolve(p) {
+/// `rel` is resolved under `root`; `p` is the configured path, for errors.
+fn readonly_path(root: &Root, rel: &Path, p: &Path) -> Result<()> {
+    let fd = match root.resolve(rel) {
         Ok(fd) => fd,
         Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
@@ -758,8 +820,9 @@ fn verified_dev_null() -> Result<OwnedFd> {
     Ok(fd)
 }
 
-fn mask_path(root: &Root, p: &Path, null: &OwnedFd) -> Result<()> {
-    let fd = match root.resolve(p) {
+/// `rel` is resolved under `root`; `p` is the configured path, for errors.
+fn mask_path(root: &Root, rel: &Path, p: &Path, null: &OwnedFd) -> Result<()> {
+    let fd = match root.resolve(rel) {
         Ok(fd) => fd,
         Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
