@@ -558,6 +558,11 @@ fn cve_2019_19921_proc_swapped_for_a_symlink_during_create() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.config["root"]["readonly"] = false.into();
+    // File masks and a read-only bind: none of them goes through the
+    // container's /proc while being made, so only resolving them from the
+    // procfs mount itself keeps a renamed /proc from dodging them.
+    b.config["linux"]["maskedPaths"] = json!(["/proc/timer_list", "/proc/keys"]);
+    b.config["linux"]["readonlyPaths"] = json!(["/proc/sys"]);
     symlink(victim.path(), b.rootfs().join("proclink")).unwrap();
     // Whatever procfs the container can reach, under either name, must be
     // the masked, read-only one the config describes. (Checked once the
