@@ -1,6 +1,7 @@
-//! Builds the exec stub (src/runtime/exec_stub/exec_stub.c): a tiny static
-//! program the runtime execs from a sealed memfd as the step before the
-//! container's own program (see the comment in the C file for why).
+//! Builds the two small C programs the crate embeds: the exec stub
+//! (src/runtime/exec_stub/exec_stub.c), a tiny static program the runtime
+//! execs from a sealed memfd as the step before the container's own, and
+//! berth-init (src/engine/init/berth_init.c), the pid 1 of `run --init`.
 
 use std::env;
 use std::path::PathBuf;
@@ -35,5 +36,22 @@ fn main() {
     assert!(
         status.success(),
         "building the exec stub with `{cc}` failed"
+    );
+
+    // berth-init, the container init of `berth run --init`: static, so it
+    // runs in any image.
+    let init_src = "src/engine/init/berth_init.c";
+    println!("cargo:rerun-if-changed={init_src}");
+    let init_out =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("berth-init");
+    let status = Command::new(&cc)
+        .args(["-Os", "-static", "-s", "-o"])
+        .arg(&init_out)
+        .arg(init_src)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}` to build berth-init: {e}"));
+    assert!(
+        status.success(),
+        "building berth-init with `{cc}` failed (it needs static glibc: libc6-dev)"
     );
 }

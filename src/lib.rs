@@ -7,7 +7,10 @@
 //! `runtime` knows about images or the engine.
 
 pub mod cgroups;
+pub mod engine;
+pub mod image;
 pub mod inroot;
 pub mod linux;
 pub mod logging;
+pub mod overlay;
 pub mod runtime;

@@ -478,3 +478,39 @@ fn extra_devices_and_oom_score() {
     // 10:229 in hex is a:e5; 432 is 0660.
     assert_eq!(out, "character special file a:e5 660\n500\n");
 }
+
+#[test]
+fn new_user_namespace_joining_another_network_namespace() {
+    // Joins need host privileges, so they happen before the new user
+    // namespace is made, and the init is forked into the new pid namespace.
+    let rt = Runtime::new();
+    let mut first = Bundle::new();
+    first.args(&["sleep", "1000"]);
+    let a = id("netns-owner");
+    ok(&rt.run_bundle("run", &first, &a, &["-d"]));
+    let pid = rt.state(&a)["pid"].as_i64().unwrap();
+    let owner_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let mut b = Bundle::new();
+    b.sh("echo $$; readlink /proc/self/ns/net; cat /proc/self/uid_map");
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    for n in ns.iter_mut() {
+        if n["type"] == "network" {
+            n["path"] = format!("/proc/{pid}/ns/net").into();
+        }
+    }
+    ns.push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] != "cgroup" && m["type"] != "sysfs");
+    let out = ok(&rt.run_bundle("run", &b, &id("netns-joiner"), &[]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1");
+    assert_eq!(lines[1], owner_net.to_str().unwrap());
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"]
+    );
+}

@@ -88,6 +88,9 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// Kill the container when the process that created it dies (the
+    /// engine's shim uses this; runc's `create` must not: it exits).
+    pub die_with_parent: bool,
 }
 
 pub struct Runtime {
@@ -352,6 +355,7 @@ impl Runtime {
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds,
+                die_with_parent: opts.die_with_parent,
                 extra_env,
                 stage1,
                 parent_pid,
@@ -703,6 +707,10 @@ impl Runtime {
             Some(sock) => Some(super::console::recv_fd(&sock)?),
             None => None,
         };
+        // The program must see our window size from its first instruction.
+        if let (Some(m), Some((rows, cols))) = (&master, super::console::get_size(0)) {
+            let _ = super::console::set_size(m.as_raw_fd(), rows, cols);
+        }
         if let Err(e) = self.start(&id) {
             let _ = self.delete(&id, true);
             return Err(e);

@@ -45,6 +45,8 @@ pub struct Args<'a> {
     pub no_new_keyring: bool,
     /// Fds 3..3+n stay open in the container.
     pub preserve_fds: i32,
+    /// Keep the parent-death signal (see `CreateOpts::die_with_parent`).
+    pub die_with_parent: bool,
     /// Extra environment (LISTEN_FDS) for the program.
     pub extra_env: Vec<String>,
     /// Namespace work the child does itself (see [`Stage1`]).
@@ -257,7 +259,13 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
         seccomp,
     )?;
 
-    nix::sys::prctl::set_pdeathsig(None).map_err(sys("pdeathsig"))?;
+    // Set again after the user switch, which clears it.
+    let pdeathsig = if a.die_with_parent {
+        Some(Signal::SIGKILL)
+    } else {
+        None
+    };
+    nix::sys::prctl::set_pdeathsig(pdeathsig).map_err(sys("pdeathsig"))?;
     a.chan.send(&FromChild::Created)?;
 
     // Created. Wait for `start`.
@@ -448,9 +456,9 @@ fn stage1(a: &Args<'_>) -> Result<()> {
     if s.fork {
         // A new pid namespace only applies to children: fork the init.
         match namespaces::clone3(CloneFlags::empty(), None)? {
-            None => {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("pdeathsig"))?;
-            }
+            // The init: its parent (us) exits at once, so no parent-death
+            // signal here; a dead runtime shows as EOF on the channel.
+            None => {}
             Some(pid) => {
                 a.chan.send(&FromChild::InitPid(pid.as_raw()))?;
                 // SAFETY: the intermediate process ends here, without

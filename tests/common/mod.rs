@@ -4,6 +4,8 @@
 //! if it is not.
 #![allow(dead_code)]
 
+pub mod engine;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

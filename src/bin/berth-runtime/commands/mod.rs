@@ -120,6 +120,7 @@ impl CreateFlags {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds,
+            die_with_parent: false,
         })
     }
 }
