@@ -217,6 +217,7 @@ fn cve_2019_5736_cost_of_the_stub_vs_a_full_reexec() {
         match unsafe { libc::fork() } {
             0 => {
                 child();
+                // SAFETY: the exec failed; leave without destructors.
                 unsafe { libc::_exit(127) }
             }
             pid => {
@@ -231,6 +232,7 @@ fn cve_2019_5736_cost_of_the_stub_vs_a_full_reexec() {
     let env: Vec<String> = vec![];
     // Plain execve, no protection.
     let plain = time(&|| {
+        // SAFETY: execve with NULL-terminated arrays of C string literals.
         fork_wait(|| unsafe {
             let argv = [c"/bin/true".as_ptr(), std::ptr::null()];
             let envp = [std::ptr::null::<libc::c_char>()];
@@ -249,6 +251,8 @@ fn cve_2019_5736_cost_of_the_stub_vs_a_full_reexec() {
     // runc's approach: copy the runtime into a sealed memfd and exec it.
     let exe = std::fs::read(Runtime::bin()).unwrap();
     let reexec = time(&|| {
+        // SAFETY: raw syscalls on our own new fds, with buffers that live
+        // across each call; exec arrays are NULL-terminated literals.
         fork_wait(|| unsafe {
             let fd = libc::memfd_create(
                 c"runc-like".as_ptr(),
@@ -284,6 +288,7 @@ fn cve_2019_5736_cost_of_the_stub_vs_a_full_reexec() {
         })
     });
     let direct = time(&|| {
+        // SAFETY: as above; `path` outlives the execve.
         fork_wait(|| unsafe {
             let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
             libc::dup2(devnull, 1);
