@@ -121,6 +121,13 @@ impl Root {
         self.walk(path, create, true)
     }
 
+    /// As [`Root::resolve_or_create`], but a symlink in the last component is
+    /// not followed: the fd names the link itself, for callers that refuse
+    /// links there.
+    pub fn resolve_or_create_nofollow(&self, path: &Path, create: Create) -> Result<OwnedFd> {
+        self.walk(path, create, false)
+    }
+
     /// Opens the object at `path` with real open flags (not `O_PATH`), by
     /// reopening the resolved fd through `/proc/self/fd`.
     pub fn open_file(&self, path: &Path, flags: OFlag) -> Result<std::fs::File> {

@@ -163,3 +163,11 @@ pub fn clear_cloexec(fd: RawFd) -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// Our pid as the mounted /proc sees it: the host's pid while we are still
+/// in the host's mount namespace, even inside a new pid namespace.
+pub fn proc_self_pid() -> Option<i32> {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
+}

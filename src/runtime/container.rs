@@ -37,6 +37,10 @@ pub enum Error {
     Hook(#[from] hooks::Error),
     #[error(transparent)]
     Console(#[from] super::console::Error),
+    #[error(transparent)]
+    Seccomp(#[from] super::seccomp::Error),
+    #[error(transparent)]
+    Lsm(#[from] super::lsm::Error),
     #[error("{0}")]
     Init(String),
     #[error("container \"{id}\" is {status}: {what}")]
@@ -91,6 +95,10 @@ pub struct CreateOpts {
 
 pub struct Runtime {
     pub root: StateRoot,
+    /// Tolerate a cgroup we may not create, as runc's `--rootless`: the
+    /// container runs without one unless its config sets limits. On by
+    /// default when we are not root.
+    pub rootless: bool,
 }
 
 /// Undoes a half-made container if create fails at any point.
@@ -152,6 +160,7 @@ impl Runtime {
     pub fn new(root: &Path) -> Runtime {
         Runtime {
             root: StateRoot::new(root),
+            rootless: !nix::unistd::geteuid().is_root(),
         }
     }
 
@@ -187,6 +196,34 @@ impl Runtime {
                 plan.rootfs.display()
             )));
         }
+        super::lsm::check(process, &super::lsm::active())?;
+        let euid = nix::unistd::geteuid().as_raw();
+        if euid != 0 && !plan.namespaces.has(NsKind::User) {
+            return Err(Error::Usage(format!(
+                "running as uid {euid} (rootless), the config needs a user namespace mapping your uid (linux.namespaces, uidMappings, gidMappings; see `berth-runtime spec --rootless`)"
+            )));
+        }
+        let id_mapper = if plan.namespaces.creates(NsKind::User) {
+            Some(namespaces::choose_id_mapper(
+                euid,
+                nix::unistd::getegid().as_raw(),
+                &plan.uid_mappings,
+                &plan.gid_mappings,
+                (
+                    namespaces::find_helper("newuidmap"),
+                    namespaces::find_helper("newgidmap"),
+                ),
+            )?)
+        } else {
+            None
+        };
+        // Compiled (and the listener connected) before anything exists, so
+        // a bad profile leaves nothing behind.
+        let seccomp = plan
+            .seccomp
+            .as_ref()
+            .map(super::seccomp::Setup::prepare)
+            .transpose()?;
 
         let dir = self.root.create(&opts.id)?;
         let mut guard = CreateGuard {
@@ -224,14 +261,10 @@ impl Runtime {
         guard.dir = Some(dir);
 
         let hierarchies = Hierarchies::detect()?;
-        let mut cg = Cgroup::plan(&hierarchies, plan.cgroups_path.as_deref(), &opts.id)?;
-        cg.create()?;
-        guard.cgroup = Some(cg.clone());
-        record.cgroup = Some(cg.clone());
-        let cg_ref = &cg;
-        if let Some(res) = &plan.resources {
-            cg_ref.apply(res)?;
-        }
+        let cg = self.make_cgroup(&hierarchies, &plan, &opts.id)?;
+        guard.cgroup = cg.clone();
+        record.cgroup = cg.clone();
+        let cg_ref = cg.as_ref();
 
         let listener =
             UnixListener::bind(exec_socket_path(&dir_fd)).map_err(|source| Error::Io {
@@ -302,7 +335,10 @@ impl Runtime {
         }
 
         let forks = stage1.fork;
-        let v2_fd = if slow { None } else { cg_ref.v2_dir_fd()? };
+        let v2_fd = match cg_ref {
+            Some(cg) if !slow => cg.v2_dir_fd()?,
+            _ => None,
+        };
         let (parent_chan, child_chan) = sync::pair()?;
         let parent_pid = nix::unistd::getpid().as_raw();
 
@@ -315,7 +351,7 @@ impl Runtime {
                 exec_listener: listener,
                 console_socket,
                 hierarchies: Some(&hierarchies),
-                cgroup: Some(cg_ref),
+                cgroup: cg_ref,
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds,
@@ -323,6 +359,7 @@ impl Runtime {
                 extra_env,
                 stage1,
                 parent_pid,
+                seccomp: seccomp.as_ref(),
             }),
             Some(pid) => pid,
         };
@@ -330,12 +367,14 @@ impl Runtime {
         drop(listener);
         drop(console_socket);
         drop(stage1);
+        drop(seccomp);
         guard.child = Some(child);
         let result = self.finish_create(
             &opts,
             &plan,
             &mut record,
-            &cg,
+            cg_ref,
+            id_mapper.as_ref(),
             &parent_chan,
             child,
             slow,
@@ -372,6 +411,36 @@ impl Runtime {
         }
     }
 
+    /// The container's cgroup, created, with the config's limits. Rootless,
+    /// a cgroup we may not create is skipped, as runc does, unless the
+    /// config sets limits that need it (device rules are moot: a rootless
+    /// container cannot make device nodes).
+    fn make_cgroup(&self, hier: &Hierarchies, plan: &Plan, id: &str) -> Result<Option<Cgroup>> {
+        let mut cg = Cgroup::plan(hier, plan.cgroups_path.as_deref(), id)?;
+        match cg.create() {
+            Ok(()) => {}
+            Err(e) if self.rootless && cgroup_permission_error(&e) => {
+                // Whatever part was made goes again.
+                let _ = cg.remove();
+                if let Some(what) = limits_needing_a_cgroup(plan.resources.as_ref()) {
+                    return Err(Error::Usage(format!(
+                        "rootless: linux.resources sets {what}, which needs a cgroup we may write ({e})"
+                    )));
+                }
+                tracing::debug!("rootless: running without a cgroup: {e}");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(res) = &plan.resources
+            && let Err(e) = cg.apply(res)
+        {
+            let _ = cg.remove();
+            return Err(e.into());
+        }
+        Ok(Some(cg))
+    }
+
     /// The parent's half of the create protocol, after clone.
     #[allow(clippy::too_many_arguments)]
     fn finish_create(
@@ -379,7 +448,8 @@ impl Runtime {
         opts: &CreateOpts,
         plan: &Plan,
         record: &mut Record,
-        cg: &Cgroup,
+        cg: Option<&Cgroup>,
+        id_mapper: Option<&namespaces::IdMapper>,
         parent_chan: &sync::Channel,
         child: Pid,
         slow: bool,
@@ -387,7 +457,6 @@ impl Runtime {
         cloned_into_v2: bool,
         guard: &mut CreateGuard,
     ) -> Result<()> {
-        let ns = &plan.namespaces;
         let Some(process) = plan.process.as_ref() else {
             return Ok(());
         };
@@ -395,9 +464,9 @@ impl Runtime {
         // Stage 1 traffic (slow path), then ids, cgroups, oom score.
         let mut init_pid = child;
         if slow {
-            if ns.creates(NsKind::User) {
+            if let Some(mapper) = id_mapper {
                 expect(parent_chan, FromChild::MapIds)?;
-                namespaces::write_id_maps(child, &plan.uid_mappings, &plan.gid_mappings, false)?;
+                namespaces::write_id_maps(child, &plan.uid_mappings, &plan.gid_mappings, mapper)?;
                 parent_chan.send(&FromParent::IdsMapped)?;
             }
             if forks {
@@ -414,10 +483,12 @@ impl Runtime {
                 let _ = nix::sys::wait::waitpid(child, None);
                 guard.child = None;
             }
-        } else if ns.creates(NsKind::User) {
-            namespaces::write_id_maps(child, &plan.uid_mappings, &plan.gid_mappings, false)?;
+        } else if let Some(mapper) = id_mapper {
+            namespaces::write_id_maps(child, &plan.uid_mappings, &plan.gid_mappings, mapper)?;
         }
-        cg.add_task(init_pid, cloned_into_v2)?;
+        if let Some(cg) = cg {
+            cg.add_task(init_pid, cloned_into_v2)?;
+        }
         if let Some(adj) = process.oom_score_adj {
             let path = PathBuf::from(format!("/proc/{init_pid}/oom_score_adj"));
             std::fs::write(&path, adj.to_string()).map_err(|source| Error::Io {
@@ -733,6 +804,48 @@ impl Runtime {
         dir.remove()?;
         Ok(())
     }
+}
+
+fn cgroup_permission_error(e: &cgroups::Error) -> bool {
+    match e {
+        cgroups::Error::Io { source, .. } => {
+            source.kind() == std::io::ErrorKind::PermissionDenied
+                || matches!(source.raw_os_error(), Some(libc::EROFS | libc::EPERM))
+        }
+        _ => false,
+    }
+}
+
+/// What in `r` only a cgroup can enforce, for the rootless error.
+pub fn limits_needing_a_cgroup(r: Option<&oci_spec::runtime::LinuxResources>) -> Option<String> {
+    let r = r?;
+    let mut what = Vec::new();
+    let set = |o: bool, name: &str, what: &mut Vec<String>| {
+        if o {
+            what.push(name.to_string());
+        }
+    };
+    set(r.memory().is_some(), "memory", &mut what);
+    set(r.cpu().is_some(), "cpu", &mut what);
+    set(r.pids().is_some(), "pids", &mut what);
+    set(r.block_io().is_some(), "blockIO", &mut what);
+    set(
+        r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()),
+        "hugepageLimits",
+        &mut what,
+    );
+    set(r.network().is_some(), "network", &mut what);
+    set(
+        r.rdma().as_ref().is_some_and(|h| !h.is_empty()),
+        "rdma",
+        &mut what,
+    );
+    set(
+        r.unified().as_ref().is_some_and(|h| !h.is_empty()),
+        "unified",
+        &mut what,
+    );
+    (!what.is_empty()).then(|| what.join(", "))
 }
 
 fn expect(chan: &sync::Channel, want: FromChild) -> Result<()> {

@@ -122,15 +122,28 @@ fn process_plan(spec: &Spec, p: &ExecProcess) -> Result<ProcessPlan> {
 }
 
 /// Namespaces of `pid` that differ from ours, by comparing the ns links.
-fn namespaces_of(pid: i32) -> Vec<NsKind> {
-    NsKind::ALL
-        .into_iter()
-        .filter(|k| {
-            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{}", k.proc_name()));
-            let ours = std::fs::read_link(format!("/proc/self/ns/{}", k.proc_name()));
-            matches!((theirs, ours), (Ok(t), Ok(o)) if t != o)
-        })
-        .collect()
+/// A link we may not read is an error, not "shared": guessing would run the
+/// process outside the container.
+fn namespaces_of(pid: i32) -> Result<Vec<NsKind>> {
+    let mut out = Vec::new();
+    for k in NsKind::ALL {
+        let ours = std::fs::read_link(format!("/proc/self/ns/{}", k.proc_name()));
+        let path = PathBuf::from(format!("/proc/{pid}/ns/{}", k.proc_name()));
+        match (std::fs::read_link(&path), ours) {
+            (Ok(t), Ok(o)) if t != o => out.push(k),
+            (Ok(_), _) => {}
+            // A kernel without this namespace kind.
+            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => {}
+            (Err(source), _) => {
+                return Err(Error::Io {
+                    op: "read the namespace of the container's init at",
+                    path,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl Runtime {
@@ -148,7 +161,12 @@ impl Runtime {
         }
         let spec = load_saved_spec(self, &opts.id)?;
         let p = process_plan(&spec, &opts.process)?;
-        let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+        super::lsm::check(&p, &super::lsm::active())?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let seccomp = plan::plan_seccomp(&linux)?
+            .as_ref()
+            .map(super::seccomp::Setup::prepare)
+            .transpose()?;
         let pidfd = crate::linux::pidfd_open(rec.pid).map_err(|errno| Error::Sys {
             op: format!("pidfd_open {}", rec.pid),
             errno,
@@ -190,19 +208,30 @@ impl Runtime {
             Console::Fd(fd) => Some(fd),
         };
 
-        // The pid and time namespaces apply to children: join them here,
-        // for the process we are about to clone.
-        let kinds = namespaces_of(rec.pid);
-        for k in [NsKind::Pid, NsKind::Time] {
-            if kinds.contains(&k) {
-                let path = PathBuf::from(format!("/proc/{}/ns/{}", rec.pid, k.proc_name()));
-                let fd = namespaces::open_ns(k, &path)?;
-                namespaces::join(k, &fd, &path)?;
+        // The pid and time namespaces apply to children. Root joins them
+        // here, for the process we are about to clone. An unprivileged
+        // caller may enter them only from inside the container's user
+        // namespace: its child joins everything and forks the process.
+        let kinds = namespaces_of(rec.pid)?;
+        let via_intermediate = !nix::unistd::geteuid().is_root() && kinds.contains(&NsKind::User);
+        if !via_intermediate {
+            for k in [NsKind::Pid, NsKind::Time] {
+                if kinds.contains(&k) {
+                    let path = PathBuf::from(format!("/proc/{}/ns/{}", rec.pid, k.proc_name()));
+                    let fd = namespaces::open_ns(k, &path)?;
+                    namespaces::join(k, &fd, &path)?;
+                }
             }
+        } else {
+            // The process is our grandchild: it must come back to us.
+            nix::sys::prctl::set_child_subreaper(true).map_err(|errno| Error::Sys {
+                op: "set child subreaper".into(),
+                errno,
+            })?;
         }
         let join_flags = kinds
             .iter()
-            .filter(|k| !matches!(k, NsKind::Pid | NsKind::Time))
+            .filter(|k| via_intermediate || !matches!(k, NsKind::Pid | NsKind::Time))
             .fold(0, |f, k| f | k.clone_flag().bits());
 
         let cg = rec.cgroup.clone();
@@ -221,18 +250,47 @@ impl Runtime {
             v2_fd.as_ref().map(|f| f.as_fd()),
         )?;
         let Some(child) = child else {
+            let joined = if via_intermediate {
+                exec_intermediate(&pidfd, join_flags, &child_chan);
+                0
+            } else {
+                join_flags
+            };
             exec_child(
                 &pidfd,
-                join_flags,
+                joined,
+                !via_intermediate,
                 &child_chan,
                 &p,
                 console_socket.as_ref(),
                 opts.preserve_fds,
-                seccomp.as_ref(),
+                seccomp.as_ref().map(|s| (s, &rec)),
             )
         };
         drop(child_chan);
         drop(console_socket);
+        drop(seccomp);
+        let child = if via_intermediate {
+            let got = parent_chan.recv::<FromChild>();
+            let _ = nix::sys::wait::waitpid(child, None);
+            match got {
+                Ok(FromChild::InitPid(pid)) => Pid::from_raw(pid),
+                other => {
+                    if let Some(b) = &blocked {
+                        super::foreground::unblock_signals(b);
+                    }
+                    return Err(match other {
+                        Ok(FromChild::Error(e)) => Error::Init(e),
+                        Ok(m) => Error::Init(format!(
+                            "unexpected message from the exec'd process: {m:?}"
+                        )),
+                        Err(e) => e.into(),
+                    });
+                }
+            }
+        } else {
+            child
+        };
 
         let started = self.finish_exec(&parent_chan, child, cg.as_ref(), v2_fd.is_some());
         if let Err(e) = started {
@@ -290,19 +348,66 @@ impl Runtime {
     }
 }
 
-/// The exec'd process before it execs. Never returns.
+/// The intermediate process of an unprivileged exec: joins all the
+/// container's namespaces (the user namespace first, which gives the
+/// capabilities to enter the others), forks the process into the pid
+/// namespace, reports its pid and exits. Returns only in that process.
+fn exec_intermediate(pidfd: &OwnedFd, join_flags: i32, chan: &sync::Channel) {
+    let fail = |msg: String| -> ! {
+        let _ = chan.send(&FromChild::Error(msg));
+        // SAFETY: leave without running the parent's destructors.
+        unsafe { libc::_exit(126) }
+    };
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+        fail(format!("pdeathsig: {e}"));
+    }
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        fail(format!("dumpable: {e}"));
+    }
+    // SAFETY: setns with a pidfd and a namespace mask.
+    if unsafe { libc::setns(pidfd.as_raw_fd(), join_flags) } != 0 {
+        fail(format!(
+            "join the container's namespaces: {}",
+            Errno::last()
+        ));
+    }
+    match namespaces::clone3(nix::sched::CloneFlags::empty(), None) {
+        Ok(None) => {}
+        Ok(Some(pid)) => {
+            let _ = chan.send(&FromChild::InitPid(pid.as_raw()));
+            // SAFETY: the intermediate ends here, without destructors.
+            unsafe { libc::_exit(0) }
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+/// The exec'd process before it execs. Never returns. `die_with_parent`
+/// is false when our parent is an intermediate that exits at once.
+#[allow(clippy::too_many_arguments)]
 fn exec_child(
     pidfd: &OwnedFd,
     join_flags: i32,
+    die_with_parent: bool,
     chan: &sync::Channel,
     p: &ProcessPlan,
     console_socket: Option<&OwnedFd>,
     preserve_fds: i32,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    seccomp: Option<(&super::seccomp::Setup, &state::Record)>,
 ) -> ! {
     let result = (|| -> std::result::Result<std::convert::Infallible, String> {
-        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-            .map_err(|e| format!("pdeathsig: {e}"))?;
+        if die_with_parent {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(|e| format!("pdeathsig: {e}"))?;
+        }
+        // Our host pid, while /proc is still the host's (past an
+        // intermediate, only the container's view is left).
+        let host_pid = crate::linux::proc_self_pid().unwrap_or(0);
+        let seccomp = seccomp.map(|(setup, rec)| init::SeccompStep {
+            setup,
+            pid: host_pid,
+            state: rec.hook_state(Status::Running),
+        });
         nix::sys::prctl::set_dumpable(false).map_err(|e| format!("dumpable: {e}"))?;
         if join_flags != 0 {
             // All namespaces at once through the init's pidfd (Linux 5.8):
@@ -320,11 +425,11 @@ fn exec_child(
             Ok(other) => return Err(format!("unexpected message {other:?}")),
             Err(e) => return Err(e.to_string()),
         }
-        let ready = init::become_process(p, console_socket, &[], preserve_fds)
+        let ready = init::become_process(p, console_socket, &[], preserve_fds, seccomp)
             .map_err(|e| e.to_string())?;
         nix::sys::prctl::set_pdeathsig(None).map_err(|e| format!("pdeathsig: {e}"))?;
         chan.send(&FromChild::Created).map_err(|e| e.to_string())?;
-        Err(init::exec_program(&ready, p, seccomp).to_string())
+        Err(init::exec_program(&ready, p).to_string())
     })();
     let msg = match result {
         Ok(never) => match never {},

@@ -21,10 +21,12 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 
-use super::exec_stub::Stub;
+use super::exec_stub::{self, Stub};
 use super::namespaces;
 use super::plan::{NsKind, Plan, ProcessPlan};
 use super::rootfs;
+use super::seccomp;
+use super::state::{HookState, Status};
 use super::sync::{Channel, FromChild, FromParent};
 use crate::cgroups::{Cgroup, Hierarchies};
 use crate::inroot::{Create, Root};
@@ -50,6 +52,8 @@ pub struct Args<'a> {
     /// Namespace work the child does itself (see [`Stage1`]).
     pub stage1: Stage1,
     pub parent_pid: i32,
+    /// The compiled seccomp filter, if the config has one.
+    pub seccomp: Option<&'a seccomp::Setup>,
 }
 
 /// Namespace steps the child takes before the init proper.
@@ -89,6 +93,10 @@ pub enum Error {
     Stub(#[from] super::exec_stub::Error),
     #[error(transparent)]
     Path(#[from] crate::inroot::Error),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::Error),
+    #[error(transparent)]
+    Lsm(#[from] super::lsm::Error),
     #[error("{op}: {errno}")]
     Sys { op: String, errno: Errno },
     #[error("process.cwd {path:?}: {why}")]
@@ -135,16 +143,20 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
         return Err(Error::Orphaned);
     }
     // Keep /proc/PID/exe (the host runtime binary) out of reach of the
-    // container's processes until the exec (see exec_stub).
-    nix::sys::prctl::set_dumpable(false).map_err(sys("dumpable"))?;
+    // container's processes until the exec (see exec_stub). An unprivileged
+    // parent must still open our /proc files to write the id maps, which a
+    // non-dumpable process's are closed to: then we turn it off once
+    // mapped, before any process of the container can exist.
+    let unprivileged_maps =
+        a.plan.namespaces.creates(NsKind::User) && !nix::unistd::geteuid().is_root();
+    if !unprivileged_maps {
+        nix::sys::prctl::set_dumpable(false).map_err(sys("dumpable"))?;
+    }
 
     stage1(a)?;
     // Our pid as the host sees it, for the hooks' state: /proc is still the
     // host's here.
-    let host_pid = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
-        .unwrap_or_else(|| nix::unistd::getpid().as_raw());
+    let host_pid = crate::linux::proc_self_pid().unwrap_or_else(|| nix::unistd::getpid().as_raw());
 
     match a.chan.recv::<FromParent>()? {
         FromParent::Continue => {}
@@ -154,6 +166,9 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
                 errno: Errno::EPROTO,
             });
         }
+    }
+    if unprivileged_maps {
+        nix::sys::prctl::set_dumpable(false).map_err(sys("dumpable"))?;
     }
     let plan = a.plan;
     let in_userns = plan.namespaces.has(NsKind::User);
@@ -187,7 +202,7 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
         hierarchies: a.hierarchies,
         cgroup: a.cgroup,
     };
-    let root = rootfs::prepare(&ctx)?;
+    let (root, anchors) = rootfs::prepare(&ctx)?;
 
     a.chan.send(&FromChild::Mounted)?;
     match a.chan.recv::<FromParent>()? {
@@ -201,7 +216,7 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
     }
     // createContainer hooks: in the container's namespaces, before
     // pivot_root, paths resolved in the runtime's mount namespace.
-    let state = hook_state_json(a, host_pid, super::state::Status::Created);
+    let state = hook_state_json(a, host_pid, Status::Created);
     super::hooks::run_all(
         "createContainer",
         plan.hooks.create_container().as_ref(),
@@ -218,9 +233,31 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
 
     rootfs::pivot(&plan.rootfs, a.no_pivot)?;
     rootfs::apply_sysctls(&plan.sysctl)?;
-    rootfs::finalize(plan)?;
+    rootfs::finalize(plan, &anchors)?;
+    drop(anchors);
 
-    let ready = become_process(p, a.console_socket.as_ref(), &a.extra_env, a.preserve_fds)?;
+    let seccomp = a.seccomp.map(|setup| SeccompStep {
+        setup,
+        pid: host_pid,
+        // Without no_new_privs the filter goes in now, during create;
+        // otherwise at start.
+        state: hook_state(
+            a,
+            host_pid,
+            if p.no_new_privileges {
+                Status::Created
+            } else {
+                Status::Creating
+            },
+        ),
+    });
+    let ready = become_process(
+        p,
+        a.console_socket.as_ref(),
+        &a.extra_env,
+        a.preserve_fds,
+        seccomp,
+    )?;
 
     // Set again after the user switch, which clears it.
     let pdeathsig = if a.die_with_parent {
@@ -233,7 +270,7 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
 
     // Created. Wait for `start`.
     let mut conn = accept_start(&a.exec_listener)?;
-    let state = hook_state_json(a, host_pid, super::state::Status::Running);
+    let state = hook_state_json(a, host_pid, Status::Running);
     if let Err(e) = super::hooks::run_all(
         "startContainer",
         plan.hooks.start_container().as_ref(),
@@ -242,27 +279,40 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
         let _ = conn.write_all(e.to_string().as_bytes());
         return Err(e.into());
     }
-    let err = exec_program(&ready, p, plan.seccomp.as_ref());
+    let err = exec_program(&ready, p);
     let _ = conn.write_all(err.to_string().as_bytes());
     Err(err)
 }
 
+/// A seccomp filter to install in this process, and what its listener is
+/// told about us.
+pub struct SeccompStep<'a> {
+    pub setup: &'a seccomp::Setup,
+    /// This process as the host sees it.
+    pub pid: i32,
+    pub state: HookState<'a>,
+}
+
 /// What is left to do once the process is who it should be: the exec.
-pub struct Ready {
-    program: String,
-    env: Vec<String>,
+pub struct Ready<'a> {
+    command: exec_stub::Command,
     stub: Stub,
+    /// The filter, when it goes in right before the exec (no_new_privs).
+    seccomp: Option<SeccompStep<'a>>,
 }
 
 /// Turns this process into the container process `p` describes, short of
-/// the exec: terminal, rlimits, cwd, capabilities, user, environment, fds.
-/// Shared by the init and by `exec`. Runs inside the container's root.
-pub fn become_process(
+/// the exec: terminal, rlimits, cwd, LSM label, capabilities, user,
+/// environment, fds; and the seccomp filter when it must go in while we
+/// still hold CAP_SYS_ADMIN. Shared by the init and by `exec`. Runs inside
+/// the container's root.
+pub fn become_process<'a>(
     p: &ProcessPlan,
     console_socket: Option<&OwnedFd>,
     extra_env: &[String],
     preserve_fds: i32,
-) -> Result<Ready> {
+    seccomp: Option<SeccompStep<'a>>,
+) -> Result<Ready<'a>> {
     if p.terminal {
         let Some(sock) = console_socket else {
             return Err(Error::Sys {
@@ -283,6 +333,20 @@ pub fn become_process(
         why: e.to_string(),
     })?;
     drop(new_root);
+
+    // The label for the next exec, written while we are still privileged.
+    super::lsm::apply(p)?;
+    // Made before any filter is in place: a profile may well refuse
+    // memfd_create to the container.
+    let stub = Stub::new()?;
+    let mut seccomp = seccomp;
+    if !p.no_new_privileges
+        && let Some(step) = seccomp.take()
+    {
+        // Without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN: install
+        // before the user switch drops it (runc's order).
+        install_seccomp(&step)?;
+    }
 
     if let Some(c) = &p.caps {
         super::process::drop_bounding(c)?;
@@ -307,34 +371,61 @@ pub fn become_process(
     }
     env.extend(extra_env.iter().cloned());
     let program = super::process::find_program(&p.args[0], &env, &p.cwd)?;
+    let command =
+        exec_stub::Command::new(&program, &p.args, &env).map_err(|source| Error::Exec {
+            program: program.clone(),
+            source,
+        })?;
 
     prepare_fds(preserve_fds)?;
-    let stub = Stub::new()?;
-    Ok(Ready { program, env, stub })
+    Ok(Ready {
+        command,
+        stub,
+        seccomp,
+    })
+}
+
+/// Installs the filter and, for SCMP_ACT_NOTIFY, hands the listener fd to
+/// the agent.
+fn install_seccomp(step: &SeccompStep<'_>) -> Result<()> {
+    // Everything is prepared before the filter is in: after it, only the
+    // syscalls the profile allows.
+    let message = match &step.setup.listener {
+        Some((_, metadata)) => serde_json::to_vec(&seccomp::ProcessState::new(
+            step.pid,
+            metadata,
+            step.state.clone(),
+        ))
+        .map_err(|e| Error::Sys {
+            op: format!("serialize the seccomp listener message: {e}"),
+            errno: Errno::EINVAL,
+        })?,
+        None => Vec::new(),
+    };
+    let listener_fd = seccomp::install(&step.setup.program)?;
+    if let (Some(fd), Some((socket, _))) = (listener_fd, &step.setup.listener) {
+        seccomp::send_listener(socket, &fd, &message)?;
+    }
+    Ok(())
 }
 
 /// The last steps, as late as possible so our own setup is not filtered:
-/// no_new_privs, seccomp, then the exec through the sealed stub. Returns
-/// only on failure.
-pub fn exec_program(
-    ready: &Ready,
-    p: &ProcessPlan,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
-) -> Error {
+/// no_new_privs, the seccomp filter (unless it went in before the user
+/// switch), then the exec through the sealed stub. Returns only on failure.
+pub fn exec_program(ready: &Ready<'_>, p: &ProcessPlan) -> Error {
     if p.no_new_privileges
         && let Err(e) = super::process::set_no_new_privs()
     {
         return e.into();
     }
-    if seccomp.is_some() {
-        return Error::Sys {
-            op: "linux.seccomp is not supported yet".into(),
-            errno: Errno::ENOSYS,
-        };
+    if let Some(step) = &ready.seccomp
+        && let Err(e) = install_seccomp(step)
+    {
+        return e;
     }
-    let source = ready.stub.exec(&ready.program, &p.args, &ready.env);
+    let source = ready.stub.exec(&ready.command);
     Error::Exec {
-        program: ready.program.clone(),
+        program: p.args[0].clone(),
         source,
     }
 }
@@ -458,14 +549,17 @@ fn accept_start(listener: &UnixListener) -> Result<std::os::unix::net::UnixStrea
     }
 }
 
-fn hook_state_json(a: &Args<'_>, pid: i32, status: super::state::Status) -> Vec<u8> {
-    let st = super::state::HookState {
+fn hook_state<'a>(a: &Args<'a>, pid: i32, status: Status) -> HookState<'a> {
+    HookState {
         oci_version: &a.plan.oci_version,
         id: a.id,
         status,
         pid,
         bundle: &a.plan.bundle,
         annotations: &a.plan.annotations,
-    };
-    serde_json::to_vec(&st).unwrap_or_default()
+    }
+}
+
+fn hook_state_json(a: &Args<'_>, pid: i32, status: Status) -> Vec<u8> {
+    serde_json::to_vec(&hook_state(a, pid, status)).unwrap_or_default()
 }

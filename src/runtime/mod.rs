@@ -8,11 +8,14 @@ pub mod exec_stub;
 pub mod foreground;
 pub mod hooks;
 pub mod init;
+pub mod lsm;
 pub mod mount_options;
 pub mod namespaces;
 pub mod plan;
 pub mod process;
+pub mod procfs;
 pub mod rootfs;
+pub mod seccomp;
 pub mod state;
 pub mod sync;
 

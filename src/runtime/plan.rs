@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{
-    Hooks, LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, LinuxResources, LinuxSeccomp,
-    PosixRlimitType, Spec,
+    Hooks, LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, LinuxResources, PosixRlimitType,
+    Spec,
 };
 
 use super::mount_options::{self, Options};
+use super::seccomp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -222,7 +223,7 @@ pub struct Plan {
     pub hooks: Hooks,
     pub cgroups_path: Option<String>,
     pub resources: Option<LinuxResources>,
-    pub seccomp: Option<LinuxSeccomp>,
+    pub seccomp: Option<seccomp::Profile>,
     pub annotations: std::collections::HashMap<String, String>,
     pub oci_version: String,
 }
@@ -361,6 +362,7 @@ impl Plan {
             Some(p) => Some(plan_process(p)?),
             None => None,
         };
+        let seccomp = plan_seccomp(&linux)?;
 
         let time_offsets = linux
             .time_offsets()
@@ -403,7 +405,7 @@ impl Plan {
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned()),
             resources: linux.resources().clone(),
-            seccomp: linux.seccomp().clone(),
+            seccomp,
             annotations: spec.annotations().clone().unwrap_or_default(),
             oci_version: spec.version().clone(),
         })
@@ -449,6 +451,16 @@ fn plan_namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces> {
         }
     }
     Ok(ns)
+}
+
+/// `linux.seccomp`, checked (shared by create and exec).
+pub fn plan_seccomp(linux: &oci_spec::runtime::Linux) -> Result<Option<seccomp::Profile>> {
+    linux
+        .seccomp()
+        .as_ref()
+        .map(seccomp::Profile::from_spec)
+        .transpose()
+        .map_err(|e| Error::Invalid(e.to_string()))
 }
 
 fn plan_devices(linux: &oci_spec::runtime::Linux) -> Result<Vec<DevicePlan>> {

@@ -27,6 +27,8 @@ use crate::linux::{self, MountAttr};
 pub enum Error {
     #[error(transparent)]
     Path(#[from] inroot::Error),
+    #[error(transparent)]
+    Proc(#[from] super::procfs::Error),
     #[error("mount {what} on {dest}: {errno}")]
     Mount {
         what: String,
@@ -69,9 +71,32 @@ pub struct Context<'a> {
     pub cgroup: Option<&'a Cgroup>,
 }
 
+/// The proc and sysfs mounts we made, held by fd: masked and read-only
+/// paths under them are resolved from these, not from their path in the
+/// rootfs, so a rename of /proc in the rootfs while the container is made
+/// (CVE-2019-19921, CVE-2023-27561) cannot make a mask miss its procfs.
+#[derive(Default)]
+pub struct Anchors(Vec<(PathBuf, OwnedFd)>);
+
+impl Anchors {
+    /// The root to resolve `p` under and `p` relative to it: the deepest
+    /// anchor containing `p`, or the container's root.
+    fn split(&self, p: &Path) -> Option<(Root, PathBuf)> {
+        self.0
+            .iter()
+            .filter(|(dest, _)| p.starts_with(dest))
+            .max_by_key(|(dest, _)| dest.components().count())
+            .and_then(|(dest, fd)| {
+                let fd = fd.try_clone().ok()?;
+                let rel = p.strip_prefix(dest).ok()?;
+                Some((Root::from_fd(fd, dest.clone()), Path::new("/").join(rel)))
+            })
+    }
+}
+
 /// Step one, before pivot_root: propagation, the rootfs bind, the spec's
 /// mounts in order, devices. Returns the open rootfs.
-pub fn prepare(ctx: &Context<'_>) -> Result<Root> {
+pub fn prepare(ctx: &Context<'_>) -> Result<(Root, Anchors)> {
     let plan = ctx.plan;
     // Keep our mounts from propagating to the host; a shared rootfs
     // propagation is applied after pivot_root (pivot_root refuses a shared
@@ -120,8 +145,14 @@ pub fn prepare(ctx: &Context<'_>) -> Result<Root> {
     })?;
     let root = Root::open(rootfs)?;
 
+    let mut anchors = Anchors::default();
     for m in &plan.mounts {
         mount_one(ctx, &root, m)?;
+        if m.fstype == "proc" || m.fstype == "sysfs" {
+            anchors
+                .0
+                .push((m.destination.clone(), mounted_root(&root, m)?));
+        }
     }
 
     if !plan
@@ -149,7 +180,33 @@ pub fn prepare(ctx: &Context<'_>) -> Result<Root> {
         }
         dev_symlinks(&root)?;
     }
-    Ok(root)
+    Ok((root, anchors))
+}
+
+/// The root of the proc or sysfs mount just made at `m.destination`,
+/// checked to be that filesystem: a directory swapped in since the mount
+/// is refused.
+fn mounted_root(root: &Root, m: &MountPlan) -> Result<OwnedFd> {
+    let dest = &m.destination;
+    let fd = root.resolve_nofollow(dest)?;
+    let fs = nix::sys::statfs::fstatfs(fd.as_fd()).map_err(sys("statfs", dest))?;
+    let magic = fs.filesystem_type().0 as i64;
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(sys("stat", dest))?;
+    let ok = match m.fstype.as_str() {
+        "proc" => magic == 0x9fa0 && st.st_ino == 1,
+        _ => magic == 0x6265_6572 && st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+    };
+    if !ok {
+        return Err(Error::Refused {
+            dest: dest.clone(),
+            why: format!(
+                "was replaced while {} was mounted on it (it is now {})",
+                m.fstype,
+                super::procfs::fs_name(magic)
+            ),
+        });
+    }
+    Ok(fd)
 }
 
 fn mount_one(ctx: &Context<'_>, root: &Root, m: &MountPlan) -> Result<()> {
@@ -157,23 +214,36 @@ fn mount_one(ctx: &Context<'_>, root: &Root, m: &MountPlan) -> Result<()> {
     if m.is_bind() {
         return bind_mount(root, m);
     }
-    match m.fstype.as_str() {
+    if m.fstype == "cgroup" || m.fstype == "cgroup2" {
+        return mount_cgroup(ctx, root, m);
+    }
+    let target = if m.fstype == "proc" || m.fstype == "sysfs" {
         // A rootfs whose /proc or /sys is a symlink is hostile: runc was
-        // tricked into mounting procfs elsewhere (CVE-2019-19921).
-        "proc" | "sysfs" => refuse_symlink(root, dest)?,
-        "cgroup" | "cgroup2" => return mount_cgroup(ctx, root, m),
-        _ => {}
-    }
-    let target = root.resolve_or_create(dest, Create::Dir(0o755))?;
-    if m.fstype == "proc" || m.fstype == "sysfs" {
+        // tricked into mounting procfs elsewhere (CVE-2019-19921). The last
+        // component is not followed, so a symlink swapped in while we
+        // resolve is what we get, and refuse.
+        let target = root.resolve_or_create_nofollow(dest, Create::Dir(0o755))?;
         let st = nix::sys::stat::fstat(target.as_raw_fd()).map_err(sys("stat", dest))?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-            return Err(Error::Refused {
-                dest: dest.clone(),
-                why: format!("{} must be mounted on a directory", m.fstype),
-            });
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {}
+            libc::S_IFLNK => {
+                return Err(Error::Refused {
+                    dest: dest.clone(),
+                    why: "is a symlink in the rootfs; refusing to mount proc or sysfs through it"
+                        .into(),
+                });
+            }
+            _ => {
+                return Err(Error::Refused {
+                    dest: dest.clone(),
+                    why: format!("{} must be mounted on a directory", m.fstype),
+                });
+            }
         }
-    }
+        target
+    } else {
+        root.resolve_or_create(dest, Create::Dir(0o755))?
+    };
     let flags = m.options.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC);
     let data = m.options.data_string();
     let source = m.source.clone().unwrap_or_else(|| PathBuf::from(&m.fstype));
@@ -242,24 +312,6 @@ fn mount_at(
         flags,
         if data.is_empty() { None } else { Some(data) },
     )
-}
-
-fn refuse_symlink(root: &Root, dest: &Path) -> Result<()> {
-    match root.resolve_nofollow(dest) {
-        Ok(fd) => {
-            let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(sys("stat", dest))?;
-            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-                return Err(Error::Refused {
-                    dest: dest.to_path_buf(),
-                    why: "is a symlink in the rootfs; refusing to mount proc or sysfs through it"
-                        .into(),
-                });
-            }
-            Ok(())
-        }
-        Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Mount flags that mount_setattr expresses as attributes.
@@ -675,15 +727,21 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
 
 /// Step three, after pivot_root: read-only root, masked and read-only paths,
 /// rootfs propagation.
-pub fn finalize(plan: &Plan) -> Result<()> {
+pub fn finalize(plan: &Plan, anchors: &Anchors) -> Result<()> {
     let root = Root::open(Path::new("/"))?;
     for p in &plan.readonly_paths {
-        readonly_path(&root, p)?;
+        match anchors.split(p) {
+            Some((under, rel)) => readonly_path(&under, &rel, p)?,
+            None => readonly_path(&root, p, p)?,
+        }
     }
     if !plan.masked_paths.is_empty() {
         let null = verified_dev_null()?;
         for p in &plan.masked_paths {
-            mask_path(&root, p, &null)?;
+            match anchors.split(p) {
+                Some((under, rel)) => mask_path(&under, &rel, p, &null)?,
+                None => mask_path(&root, p, p, &null)?,
+            }
         }
     }
     if plan.root_readonly {
@@ -715,8 +773,9 @@ pub fn finalize(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-fn readonly_path(root: &Root, p: &Path) -> Result<()> {
-    let fd = match root.resolve(p) {
+/// `rel` is resolved under `root`; `p` is the configured path, for errors.
+fn readonly_path(root: &Root, rel: &Path, p: &Path) -> Result<()> {
+    let fd = match root.resolve(rel) {
         Ok(fd) => fd,
         Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
@@ -761,8 +820,9 @@ fn verified_dev_null() -> Result<OwnedFd> {
     Ok(fd)
 }
 
-fn mask_path(root: &Root, p: &Path, null: &OwnedFd) -> Result<()> {
-    let fd = match root.resolve(p) {
+/// `rel` is resolved under `root`; `p` is the configured path, for errors.
+fn mask_path(root: &Root, rel: &Path, p: &Path, null: &OwnedFd) -> Result<()> {
+    let fd = match root.resolve(rel) {
         Ok(fd) => fd,
         Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
@@ -802,25 +862,13 @@ pub fn apply_sysctls(sysctl: &[(String, String)]) -> Result<()> {
     if sysctl.is_empty() {
         return Ok(());
     }
-    let root = Root::open(Path::new("/"))?;
-    let procsys = root.resolve(Path::new("/proc/sys"))?;
-    let fs = nix::sys::statfs::fstatfs(procsys.as_fd()).map_err(sys("statfs", "/proc/sys"))?;
-    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
-        return Err(Error::Refused {
-            dest: "/proc/sys".into(),
-            why: "is not procfs; mount proc to set sysctls".into(),
-        });
-    }
+    let proc = super::procfs::ProcFs::open(Path::new("/proc"), "set sysctls")?;
     for (key, value) in sysctl {
-        let rel = PathBuf::from(key.replace('.', "/"));
-        let path = Path::new("/proc/sys").join(&rel);
-        let f = root.open_file(&path, OFlag::O_WRONLY)?;
-        use std::io::Write;
-        (&f).write_all(value.as_bytes()).map_err(|e| Error::Sys {
-            op: "write sysctl",
-            path: path.clone(),
-            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        })?;
+        proc.write(
+            &super::procfs::sysctl_path(key),
+            value.as_bytes(),
+            "set sysctls",
+        )?;
     }
     Ok(())
 }

@@ -18,14 +18,14 @@ use clap::{Parser, Subcommand};
     disable_version_flag = true
 )]
 struct Cli {
-    /// Directory for the containers' state
-    #[arg(
-        long,
-        global = true,
-        default_value = "/run/berth-runtime",
-        value_name = "DIR"
-    )]
-    root: PathBuf,
+    /// Directory for the containers' state [default: /run/berth-runtime, or
+    /// $XDG_RUNTIME_DIR/berth-runtime when not run as root]
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Tolerate cgroup permission errors: true, false or auto (auto: when
+    /// not run as root). Given before the command, as runc's.
+    #[arg(long = "rootless", default_value = "auto", value_name = "WHEN")]
+    rootless_mode: Rootless,
     /// Log file (default: stderr)
     #[arg(long, global = true, value_name = "FILE")]
     log: Option<PathBuf>,
@@ -48,6 +48,27 @@ struct Cli {
     version: bool,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Rootless {
+    True,
+    False,
+    Auto,
+}
+
+/// runc's default state root, or the rootless one under XDG_RUNTIME_DIR.
+fn default_root() -> Result<PathBuf, String> {
+    let euid = nix::unistd::geteuid();
+    if euid.is_root() {
+        return Ok(PathBuf::from("/run/berth-runtime"));
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir).join("berth-runtime")),
+        None => Err(format!(
+            "running as uid {euid} without --root: set XDG_RUNTIME_DIR or pass --root DIR for the containers' state"
+        )),
+    }
 }
 
 #[derive(Subcommand)]
@@ -93,9 +114,24 @@ fn main() -> ExitCode {
         eprintln!("berth-runtime: no command given; see berth-runtime --help");
         return ExitCode::from(1);
     };
+    let root = match cli.root {
+        Some(r) => r,
+        None => match default_root() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("berth-runtime: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
     let g = commands::Global {
-        root: cli.root,
+        root,
         systemd_cgroup: cli.systemd_cgroup,
+        rootless: match cli.rootless_mode {
+            Rootless::True => Some(true),
+            Rootless::False => Some(false),
+            Rootless::Auto => None,
+        },
     };
     let result = match command {
         Command::Spec(a) => commands::spec::run(a),

@@ -31,6 +31,40 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The stub's argv (the program's path, then its argv) and environment,
+/// made ahead so that nothing is left to do but the exec.
+pub struct Command {
+    // The pointer arrays point into these strings' heap buffers, which do
+    // not move when the vectors do.
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+impl Command {
+    pub fn new(path: &str, args: &[String], env: &[String]) -> Result<Command> {
+        let c = |s: &str| CString::new(s).map_err(|_| Error::Nul(s.to_string()));
+        let argv = std::iter::once(path)
+            .chain(args.iter().map(String::as_str))
+            .map(c)
+            .collect::<Result<Vec<_>>>()?;
+        let envp = env.iter().map(|e| c(e)).collect::<Result<Vec<_>>>()?;
+        let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Ok(Command {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            _argv: argv,
+            _envp: envp,
+        })
+    }
+}
+
 /// A sealed, close-on-exec memfd holding the stub.
 pub struct Stub {
     fd: OwnedFd,
@@ -76,41 +110,17 @@ impl Stub {
         Ok(Stub { fd })
     }
 
-    /// Replaces this process with `path` (args, env) by way of the stub.
-    /// Returns only on failure.
-    pub fn exec(&self, path: &str, args: &[String], env: &[String]) -> Error {
-        let mut argv: Vec<CString> = Vec::with_capacity(args.len() + 1);
-        for a in std::iter::once(path).chain(args.iter().map(String::as_str)) {
-            match CString::new(a) {
-                Ok(c) => argv.push(c),
-                Err(_) => return Error::Nul(a.to_string()),
-            }
-        }
-        let mut envp: Vec<CString> = Vec::with_capacity(env.len());
-        for e in env {
-            match CString::new(e.as_str()) {
-                Ok(c) => envp.push(c),
-                Err(_) => return Error::Nul(e.clone()),
-            }
-        }
-        let argv_ptrs: Vec<*mut libc::c_char> = argv
-            .iter()
-            .map(|c| c.as_ptr() as *mut _)
-            .chain(std::iter::once(std::ptr::null_mut()))
-            .collect();
-        let envp_ptrs: Vec<*mut libc::c_char> = envp
-            .iter()
-            .map(|c| c.as_ptr() as *mut _)
-            .chain(std::iter::once(std::ptr::null_mut()))
-            .collect();
+    /// Replaces this process with the command by way of the stub. Returns
+    /// only on failure.
+    pub fn exec(&self, cmd: &Command) -> Error {
         // SAFETY: argv and envp are NULL-terminated arrays of valid C strings
         // that outlive the call; on success the call does not return.
         unsafe {
             libc::execveat(
                 self.fd.as_raw_fd(),
                 c"".as_ptr(),
-                argv_ptrs.as_ptr(),
-                envp_ptrs.as_ptr(),
+                cmd.argv_ptrs.as_ptr() as *const *mut libc::c_char,
+                cmd.envp_ptrs.as_ptr() as *const *mut libc::c_char,
                 libc::AT_EMPTY_PATH,
             );
         }

@@ -18,6 +18,8 @@ use berth::runtime::container::Runtime;
 pub struct Global {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// `--rootless`: None for auto (when not root).
+    pub rootless: Option<bool>,
 }
 
 impl Global {
@@ -28,7 +30,11 @@ impl Global {
                 "the systemd cgroup driver is not implemented yet; drop --systemd-cgroup to use cgroupfs"
             );
         }
-        Ok(Runtime::new(&self.root))
+        let mut rt = Runtime::new(&self.root);
+        if let Some(r) = self.rootless {
+            rt.rootless = r;
+        }
+        Ok(rt)
     }
 }
 
