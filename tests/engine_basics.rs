@@ -287,3 +287,20 @@ fn init_reaps_and_forwards() {
     assert!(lines[0].starts_with("/dev/init -- sh"), "{out}");
     assert_eq!(lines[1], "0", "no zombies under berth-init");
 }
+
+#[test]
+fn default_seccomp_profile_and_capabilities() {
+    let b = Berth::new();
+    let out = ok(&b.run(&[
+        "run", "--rm", IMAGE, "sh", "-c",
+        "grep -E '^(Seccomp|CapEff|NoNewPrivs):' /proc/self/status; unshare -n true 2>/dev/null && echo unshared || echo refused",
+    ]));
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    // docker's 14 default capabilities: 0x00000000a80425fb.
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.ends_with("refused\n"), "{out}");
+    let out = ok(&b.run(&["run", "--rm", "--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges", IMAGE, "grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status"]));
+    assert_eq!(out, "NoNewPrivs:\t1\nSeccomp:\t0\n");
+    let out = ok(&b.run(&["run", "--rm", "--cap-drop", "ALL", "--cap-add", "KILL", IMAGE, "grep", "^CapEff:", "/proc/self/status"]));
+    assert_eq!(out, "CapEff:\t0000000000000020\n");
+}

@@ -15,6 +15,7 @@ pub mod mounts;
 pub mod names;
 pub mod record;
 pub mod restart;
+pub mod seccomp_default;
 pub mod shim;
 pub mod spec;
 pub mod units;
