@@ -289,6 +289,7 @@ fn rmi_refuses_an_image_a_container_uses() {
     let store = berth::image::Store::open(&t.root()).unwrap();
     let image = store.resolve("localhost/layers").unwrap();
     store.add_user(&image.id, "web").unwrap();
+    assert!(store.image_in_use(&image.id).unwrap());
     let err = t.fails(&["rmi", "localhost/layers"]);
     assert!(err.contains("in use") && err.contains("web"), "{err}");
     // -f removes only the name; the layers stay for the container.
