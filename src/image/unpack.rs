@@ -15,9 +15,12 @@
 //! `.wh.NAME` a char 0:0 device NAME, `.wh..wh..opq` the
 //! `trusted.overlay.opaque=y` xattr on its directory.
 //!
-//! Speed: decompression and hashing run on a second thread that feeds the
-//! tar parser through a bounded channel; nothing is fsynced here (the store
-//! calls syncfs once per pull).
+//! Speed: decompression and hashing run on their own thread, feeding the tar
+//! parser through a bounded channel; new small files are created by two
+//! writer threads (creation is most of the kernel's work), and anything that
+//! could touch a path a writer has not finished waits behind a barrier.
+//! Nothing is fsynced here: the store calls syncfs once per layer, before
+//! the layer becomes visible.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
