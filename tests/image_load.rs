@@ -346,6 +346,7 @@ fn concurrent_loads_of_one_image_both_succeed_and_store_it_once() {
     let handles: Vec<_> = (0..4)
         .map(|_| {
             t.cmd(&["load", "-q", "-i", archive.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
