@@ -48,6 +48,7 @@ fn every_hostile_layer_is_refused_and_leaves_nothing() {
         ("hardlink-via-symlink", "passwd"),
         ("whiteout-dotdot", "dir/.wh..."),
         ("root-symlink", "."),
+        ("pax-bomb", "(tar header)"),
     ];
     let passwd = std::fs::read("/etc/passwd").unwrap();
     for (name, entry) in cases {

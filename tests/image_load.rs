@@ -289,6 +289,7 @@ fn rmi_refuses_an_image_a_container_uses() {
     let store = berth::image::Store::open(&t.root()).unwrap();
     let image = store.resolve("localhost/layers").unwrap();
     store.add_user(&image.id, "web").unwrap();
+    assert!(store.image_in_use(&image.id).unwrap());
     let err = t.fails(&["rmi", "localhost/layers"]);
     assert!(err.contains("in use") && err.contains("web"), "{err}");
     // -f removes only the name; the layers stay for the container.
@@ -345,6 +346,7 @@ fn concurrent_loads_of_one_image_both_succeed_and_store_it_once() {
     let handles: Vec<_> = (0..4)
         .map(|_| {
             t.cmd(&["load", "-q", "-i", archive.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })

@@ -18,7 +18,8 @@
 #   hostile/NAME.tar      oci-archives localhost/hostile:NAME, one per attack:
 #                         dotdot, absolute, symlink-parent, symlink-parent-relative,
 #                         hardlink-dotdot, hardlink-via-symlink, whiteout-dotdot,
-#                         root-symlink, bomb (256 MiB of zeros), and
+#                         root-symlink, bomb (256 MiB of zeros), pax-bomb (a 2 MiB
+#                         PAX header, then 4 MiB of files), and
 #                         layered-symlink (a symlink to / in one layer, a file
 #                         under it in the next: must land inside the layer)
 set -euo pipefail
@@ -180,6 +181,8 @@ hostile = {
     "root-symlink": [entry(".", S, link="/"), entry("berth-hostile-root", data=b"x")],
     "chmod-via-symlink": [entry("evil", S, link="/etc"), entry("evil/", D, mode=0o777), entry("evil/berth-hostile-chmod", data=b"x")],
 }
+pax_bomb = layer_tar([entry("big-pax", data=b"x", xattrs={"user.pad": "a" * (2 << 20)})] + [entry(f"f{i}", data=os.urandom(64 << 10)) for i in range(64)])
+oci_archive(f"{out}/hostile/pax-bomb.tar", "localhost/hostile:pax-bomb", [pax_bomb])
 for name, entries in hostile.items():
     oci_archive(f"{out}/hostile/{name}.tar", f"localhost/hostile:{name}", [layer_tar(entries)])
 bomb = layer_tar([entry("zeros", data=bytes(256 << 20))])

@@ -31,6 +31,7 @@ pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod targuard;
 pub mod unpack;
 
 pub use store::{Image, Store};

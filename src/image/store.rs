@@ -859,6 +859,11 @@ impl Store {
         }
     }
 
+    /// Whether any container uses the image (see [`Store::add_user`]).
+    pub fn image_in_use(&self, id: &Digest) -> Result<bool> {
+        Ok(!self.image_users(id)?.is_empty())
+    }
+
     /// The containers using an image, as the engine recorded them.
     pub fn image_users(&self, id: &Digest) -> Result<Vec<String>> {
         let dir = self.root.join("image-users").join(id.hex());

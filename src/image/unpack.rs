@@ -15,9 +15,12 @@
 //! `.wh.NAME` a char 0:0 device NAME, `.wh..wh..opq` the
 //! `trusted.overlay.opaque=y` xattr on its directory.
 //!
-//! Speed: decompression and hashing run on a second thread that feeds the
-//! tar parser through a bounded channel; nothing is fsynced here (the store
-//! calls syncfs once per pull).
+//! Speed: decompression and hashing run on their own thread, feeding the tar
+//! parser through a bounded channel; new small files are created by two
+//! writer threads (creation is most of the kernel's work), and anything that
+//! could touch a path a writer has not finished waits behind a barrier.
+//! Nothing is fsynced here: the store calls syncfs once per layer, before
+//! the layer becomes visible.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -35,6 +38,7 @@ use rustix::io::Errno;
 
 use super::digest::{Digest, HashingReader, is_limit_error};
 use super::manifest::Compression;
+use super::targuard::{TarGuard, oversized};
 
 /// Default cap on a layer's uncompressed size: larger than any sane image
 /// layer, small enough that a bomb stops long before the disk fills.
@@ -63,6 +67,8 @@ pub enum Error {
     Read(io::Error),
     #[error("uncompressed layer exceeds the size limit of {0} bytes (a decompression bomb?)")]
     TooBig(u64),
+    #[error("the layer parser stopped early")]
+    Stopped,
     #[error("opening the layer directory {path}: {source}")]
     Root { path: PathBuf, source: io::Error },
 }
@@ -162,7 +168,14 @@ pub fn unpack<R: Read + Send>(
             buf: Vec::new(),
             pos: 0,
         };
-        let applied = apply(&mut reader, &root);
+        let applied = apply(TarGuard::new(&mut reader), &root);
+        let applied = applied.map_err(|e| match e {
+            Error::Read(io) if oversized(&io).is_some() => Error::Hostile {
+                entry: "(tar header)".to_string(),
+                why: oversized(&io).map(|o| o.to_string()).unwrap_or_default(),
+            },
+            e => e,
+        });
         let drained = applied.and_then(|()| {
             io::copy(&mut reader, &mut io::sink())
                 .map(|_| ())
@@ -174,11 +187,14 @@ pub fn unpack<R: Read + Send>(
                 "decompression thread panicked",
             )))
         });
-        // The producer's failure (a bomb, a corrupt stream) is the root cause
-        // of whatever the tar side saw.
-        let unpacked = produced?;
-        drained?;
-        Ok(unpacked)
+        match (produced, drained) {
+            (Ok(unpacked), Ok(())) => Ok(unpacked),
+            // The parser refused the layer and the producer only saw it stop.
+            (Err(Error::Stopped), Err(e)) => Err(e),
+            // Otherwise the producer's failure (a bomb, a corrupt stream) is
+            // the root cause of whatever the tar side saw.
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        }
     })
 }
 
@@ -224,7 +240,7 @@ fn decompress<R: Read>(
         chunk.truncate(filled);
         if tx.send(Ok(chunk)).is_err() {
             // The parser stopped (it reports why); stop reading.
-            return Err(Error::Read(io::Error::other("layer parser stopped early")));
+            return Err(Error::Stopped);
         }
     }
     let (diff_id, size) = hashing.finish().map_err(Error::Read)?;
