@@ -11,7 +11,7 @@ APT_PACKAGES := busybox-static umoci skopeo libseccomp-dev pkg-config gcc \
 APT_PACKAGES += docker-registry apache2-utils openssl zstd pigz python3 tar
 APT_PACKAGES += uidmap
 
-.PHONY: all deps fixtures build test unit integration run bench clean lint fmt
+.PHONY: all deps fixtures build test unit integration run bench bench-deps clean lint fmt
 
 all: build
 
@@ -54,8 +54,19 @@ run: deps fixtures build
 	$(BIN)/berth load -i rootfs-fixtures/build/busybox-oci.tar
 	$(BIN)/berth run --rm localhost/busybox:latest sh -c 'echo "hello from a berth container: $$(hostname), pid $$$$, $$(id)"'
 
-bench: deps fixtures build
-	@echo "bench: not written yet (see issue 9)"; exit 1
+# berth against runc, crun, conmon, podman, tar, pigz and umoci (bench/README.md).
+# BENCH_ARGS=--quick for a short run; --only lifecycle,engine,scale,unpack,pull;
+# --thousand (or BENCH_1000=1) adds 1000 containers. Prints the table and
+# writes bench/results/latest.json.
+BENCH_APT_PACKAGES := runc crun conmon podman umoci skopeo docker-registry \
+	debootstrap tar gzip pigz zstd coreutils
+BENCH_ARGS ?=
+
+bench-deps:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(BENCH_APT_PACKAGES)"
+
+bench: deps bench-deps fixtures build
+	$(BIN)/berth-bench $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean
