@@ -42,7 +42,10 @@ impl Drop for Sweep {
         for p in libpod_parents() {
             if !self.libpod_before.contains(&p) {
                 if let Ok(rd) = std::fs::read_dir(&p) {
-                    for e in rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+                    for e in rd
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    {
                         let _ = std::fs::remove_dir(e.path());
                     }
                 }
@@ -77,7 +80,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let n = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(n);
             i += 4;
@@ -117,7 +123,9 @@ fn remove_cgroups(dir: &Path, prefix: &str, depth: usize) {
     if depth > 4 {
         return;
     }
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         if !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
@@ -142,7 +150,10 @@ fn remove_tree(cg: &Path) {
     for _ in 0..50 {
         let procs = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default();
         for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         if std::fs::remove_dir(cg).is_ok() || !cg.exists() {
             eprintln!("bench: removed a leftover cgroup {}", cg.display());

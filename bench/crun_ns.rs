@@ -64,7 +64,10 @@ pub fn v1_only_namespace() -> Result<OwnedFd> {
             // The cgroup2 mount (and anything else): left out.
             continue;
         }
-        entries.push(Entry::Bind(cstr(name.as_bytes())?, cstr(dst.as_os_str().as_bytes())?));
+        entries.push(Entry::Bind(
+            cstr(name.as_bytes())?,
+            cstr(dst.as_os_str().as_bytes())?,
+        ));
     }
     if !entries.iter().any(|e| matches!(e, Entry::Bind(..))) {
         bail!("no cgroup v1 hierarchy under {CGROUP}");
@@ -95,7 +98,11 @@ pub fn v1_only_namespace() -> Result<OwnedFd> {
 fn build_in_child(entries: &[Entry]) -> std::io::Result<()> {
     use std::io::Error;
     fn check(r: libc::c_int) -> std::io::Result<()> {
-        if r < 0 { Err(Error::last_os_error()) } else { Ok(()) }
+        if r < 0 {
+            Err(Error::last_os_error())
+        } else {
+            Ok(())
+        }
     }
     // SAFETY (whole function): plain syscalls on NUL-terminated strings
     // owned by `entries` and on string literals.
@@ -110,7 +117,10 @@ fn build_in_child(entries: &[Entry]) -> std::io::Result<()> {
         ))?;
         // The hierarchies are reached through this fd once the tmpfs hides
         // them. Opened here: a bind source must be in our (new) namespace.
-        let dir = libc::open(c"/sys/fs/cgroup".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+        let dir = libc::open(
+            c"/sys/fs/cgroup".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
         check(dir)?;
         check(libc::mount(
             c"tmpfs".as_ptr(),
@@ -127,7 +137,8 @@ fn build_in_child(entries: &[Entry]) -> std::io::Result<()> {
                     // Allocating is fine: this process is a fork of a
                     // single-threaded one.
                     let src = format!("/proc/self/fd/{dir}/{}", name.to_string_lossy());
-                    let src = CString::new(src).map_err(|_| Error::from_raw_os_error(libc::EINVAL))?;
+                    let src =
+                        CString::new(src).map_err(|_| Error::from_raw_os_error(libc::EINVAL))?;
                     check(libc::mount(
                         src.as_ptr(),
                         dst.as_ptr(),

@@ -1,4 +1,4 @@
-//! 2. The engine: `berth run --rm localhost/busybox true` with the image
+//! Section 2, the engine: `berth run --rm localhost/busybox true` with the image
 //! loaded (overlay, cgroup, shim, cleanup) against crun running a ready
 //! bundle and `podman run --rm` of the same image.
 
@@ -109,7 +109,9 @@ pub fn run(ctx: &Ctx) -> Result<Section> {
     eng.load_busybox(ctx)?;
     let bundle = ctx.bundle("true", &["/bin/true"])?;
     let crun = runtimes::only(ctx, "eng", "crun")?;
-    let podman = match Podman::new(ctx, "eng", None).and_then(|p| p.load(&ctx.fixtures.join("busybox-oci.tar")).map(|()| p)) {
+    let podman = match Podman::new(ctx, "eng", None)
+        .and_then(|p| p.load(&ctx.fixtures.join("busybox-oci.tar")).map(|()| p))
+    {
         Ok(p) => Some(p),
         Err(e) => {
             sec.note(format!("podman left out: {e:#}"));
@@ -124,7 +126,10 @@ pub fn run(ctx: &Ctx) -> Result<Section> {
         names.push("crun (bare bundle)");
         let b: &Path = &bundle;
         cmds.push(Box::new(move |i| {
-            c.cmd().args(["run", "--bundle"]).arg(b).arg(ctx.id("eng", i))
+            c.cmd()
+                .args(["run", "--bundle"])
+                .arg(b)
+                .arg(ctx.id("eng", i))
         }));
     }
     if let Some(p) = &podman {

@@ -72,7 +72,9 @@ pub fn build(ctx: &Ctx) -> Result<Images> {
         tar: dir.join("layer.tar"),
         gz: dir.join("layer.tar.gz"),
         zst: dir.join("layer.tar.zst"),
-        multi: (1..=4).map(|i| dir.join(format!("multi-{i}.tar.gz"))).collect(),
+        multi: (1..=4)
+            .map(|i| dir.join(format!("multi-{i}.tar.gz")))
+            .collect(),
         tar_bytes: 0,
         layout_gz: dir.join("layout-gz"),
         layout_zst: dir.join("layout-zstd"),
@@ -91,7 +93,8 @@ pub fn build(ctx: &Ctx) -> Result<Images> {
 /// The Debian mirror and release apt uses here.
 fn mirror_and_suite() -> (String, String) {
     let mut mirror = "http://deb.debian.org/debian".to_string();
-    let sources = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    let sources =
+        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
     if let Some(uri) = sources
         .lines()
         .filter_map(|l| l.strip_prefix("URIs:"))
@@ -133,15 +136,22 @@ fn debootstrap(tree: &Path) -> Result<String> {
     for d in ["var/cache/apt/archives", "var/lib/apt/lists"] {
         clear_dir_files(&tree.join(d))?;
     }
-    for f in ["var/cache/apt/pkgcache.bin", "var/cache/apt/srcpkgcache.bin"] {
+    for f in [
+        "var/cache/apt/pkgcache.bin",
+        "var/cache/apt/srcpkgcache.bin",
+    ] {
         let _ = std::fs::remove_file(tree.join(f));
     }
-    Ok(format!("debootstrap --variant=minbase {suite} ({mirror}), without apt's cache and lists"))
+    Ok(format!(
+        "debootstrap --variant=minbase {suite} ({mirror}), without apt's cache and lists"
+    ))
 }
 
 /// Removes the regular files directly in `dir` (keeps `partial/`, `lock`).
 fn clear_dir_files(dir: &Path) -> Result<()> {
-    let Ok(rd) = std::fs::read_dir(dir) else { return Ok(()) };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
     for e in rd.flatten() {
         let name = e.file_name();
         if e.file_type()?.is_file() && name != "lock" {
@@ -162,12 +172,20 @@ fn host_usr(tree: &Path) -> Result<()> {
         "usr/lib/x86_64-linux-gnu/perl",
         "usr/lib/x86_64-linux-gnu/perl-base",
     ];
-    let present: Vec<&str> = parts.iter().copied().filter(|p| Path::new("/").join(p).exists()).collect();
+    let present: Vec<&str> = parts
+        .iter()
+        .copied()
+        .filter(|p| Path::new("/").join(p).exists())
+        .collect();
     if present.is_empty() {
         bail!("neither debootstrap nor this host's /usr parts are available");
     }
     let list = present.join(" ");
-    Cmd::shell(&format!("tar -C / -cf - {list} | tar -C '{}' -xf -", tree.display())).output()?;
+    Cmd::shell(&format!(
+        "tar -C / -cf - {list} | tar -C '{}' -xf -",
+        tree.display()
+    ))
+    .output()?;
     Ok(())
 }
 
@@ -194,12 +212,18 @@ fn tar_of(tree: &Path, members: &[String], out: &Path) -> Result<()> {
             None => c.arg(m),
         };
     }
-    c.output().with_context(|| format!("tar {}", out.display()))?;
+    c.output()
+        .with_context(|| format!("tar {}", out.display()))?;
     Ok(())
 }
 
 fn gzip(raw: &Path, out: &Path) -> Result<()> {
-    Cmd::shell(&format!("gzip -6 -n -c '{}' > '{}'", raw.display(), out.display())).output()?;
+    Cmd::shell(&format!(
+        "gzip -6 -n -c '{}' > '{}'",
+        raw.display(),
+        out.display()
+    ))
+    .output()?;
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! 1. The runtime lifecycle of `/bin/true` from the fixture bundle (runc's
+//! Section 1, the runtime lifecycle of `/bin/true` from the fixture bundle (runc's
 //! default spec, terminal off): `run`, and `create` / `start` / `delete`
 //! timed separately; berth-runtime against runc and crun.
 
@@ -57,7 +57,12 @@ pub fn run(ctx: &Ctx) -> Result<Section> {
             ctx.iters
         ),
     );
-    for (metric, samples) in [("run", &run), ("create", &create), ("start", &start), ("delete", &delete)] {
+    for (metric, samples) in [
+        ("run", &run),
+        ("create", &create),
+        ("start", &start),
+        ("delete", &delete),
+    ] {
         for (k, rt) in rts.iter().enumerate() {
             sec.row(metric, rt.name, Unit::Ms, samples[k].clone());
         }

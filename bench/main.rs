@@ -40,7 +40,10 @@ use report::Section;
 const SECTIONS: [&str; 5] = ["lifecycle", "engine", "scale", "unpack", "pull"];
 
 #[derive(Parser, Debug)]
-#[command(name = "berth-bench", about = "berth against runc, crun, conmon, podman, tar, pigz and umoci")]
+#[command(
+    name = "berth-bench",
+    about = "berth against runc, crun, conmon, podman, tar, pigz and umoci"
+)]
 struct Opts {
     /// A short run: 20 iterations, 50 containers, 2 unpack runs
     #[arg(long, env = "BENCH_QUICK")]
@@ -133,7 +136,11 @@ fn version(prog: &str, arg: &str) -> String {
         .arg(arg)
         .output()
         .ok()
-        .and_then(|o| o.lines().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()))
+        .and_then(|o| {
+            o.lines()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_string())
+        })
         .unwrap_or_else(|| "not installed".into())
 }
 
@@ -171,7 +178,11 @@ fn run() -> Result<bool> {
                 bail!("unknown section {s:?}; sections: {}", SECTIONS.join(","));
             }
         }
-        SECTIONS.iter().copied().filter(|s| o.only.iter().any(|x| x == s)).collect()
+        SECTIONS
+            .iter()
+            .copied()
+            .filter(|s| o.only.iter().any(|x| x == s))
+            .collect()
     };
     let bin = match o.bin {
         Some(b) => b,
@@ -199,7 +210,11 @@ fn run() -> Result<bool> {
 
     let spec_dir = work.join("runc-spec");
     std::fs::create_dir_all(&spec_dir)?;
-    Cmd::new("runc").arg("spec").arg("--bundle").arg(&spec_dir).output()?;
+    Cmd::new("runc")
+        .arg("spec")
+        .arg("--bundle")
+        .arg(&spec_dir)
+        .output()?;
     let runc_spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(spec_dir.join("config.json"))?)?;
     let crun_ns = if crun_ns::host_is_hybrid() && which("crun") {
@@ -231,7 +246,11 @@ fn run() -> Result<bool> {
         "berth bench: {} cores, load average {} at start{}",
         start["cores"],
         start["loadavg"].as_str().unwrap_or("?"),
-        if q { ", --quick (short run: not the real table)" } else { "" }
+        if q {
+            ", --quick (short run: not the real table)"
+        } else {
+            ""
+        }
     );
     println!("ratios are berth/peer of the medians: below 1.00x berth is faster or smaller");
     if ctx.crun_ns.is_some() {
@@ -260,7 +279,14 @@ fn run() -> Result<bool> {
             Err(e) => {
                 failed = true;
                 eprintln!("bench: {name} failed: {e:#}");
-                let mut s = Section::new(SECTIONS.iter().find(|s| **s == name).copied().unwrap_or("?"), name);
+                let mut s = Section::new(
+                    SECTIONS
+                        .iter()
+                        .find(|s| **s == name)
+                        .copied()
+                        .unwrap_or("?"),
+                    name,
+                );
                 s.note(format!("failed: {e:#}"));
                 sections.push(s);
             }
@@ -281,7 +307,9 @@ fn run() -> Result<bool> {
         end["loadavg"].as_str().unwrap_or("?"),
         end["cores"]
     );
-    let out = o.out.unwrap_or_else(|| o.repo.join("bench/results/latest.json"));
+    let out = o
+        .out
+        .unwrap_or_else(|| o.repo.join("bench/results/latest.json"));
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -301,12 +329,16 @@ fn run() -> Result<bool> {
 }
 
 pub fn which(prog: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
 }
 
 fn tempdir(parent: &Path) -> Result<PathBuf> {
     let base = parent.join(format!("berth-bench.{}", std::process::id()));
-    measure::fresh_dir(parent, &base.file_name().unwrap_or_default().to_string_lossy())
+    measure::fresh_dir(
+        parent,
+        &base.file_name().unwrap_or_default().to_string_lossy(),
+    )
 }
 
 fn main() -> ExitCode {

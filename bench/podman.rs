@@ -27,7 +27,11 @@ impl Podman {
         // host's hard nofile is 20000, CAP_SYS_RESOURCE is not in our
         // bounding set (no raising hard limits), and podman caps its own
         // nproc at kernel.pid_max, which conmon and runc inherit.
-        let hard = |r| nix::sys::resource::getrlimit(r).map(|(_, h)| h).unwrap_or(1024);
+        let hard = |r| {
+            nix::sys::resource::getrlimit(r)
+                .map(|(_, h)| h)
+                .unwrap_or(1024)
+        };
         let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -61,7 +65,9 @@ network_config_dir = "{networks}"
         );
         let mut registries = "unqualified-search-registries = []\n".to_string();
         if let Some(r) = insecure_registry {
-            registries.push_str(&format!("\n[[registry]]\nlocation = \"{r}\"\ninsecure = true\n"));
+            registries.push_str(&format!(
+                "\n[[registry]]\nlocation = \"{r}\"\ninsecure = true\n"
+            ));
         }
         // No static_dir: set, it makes every `run --rm` wait 20 s for
         // conmon (podman 4.3); its default is under the private graphroot.
@@ -82,7 +88,10 @@ network_config_dir = "{networks}"
         Cmd::new("podman")
             .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
             .env("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", self.dir.join("registries.conf"))
+            .env(
+                "CONTAINERS_REGISTRIES_CONF",
+                self.dir.join("registries.conf"),
+            )
     }
 
     pub fn policy(&self) -> PathBuf {

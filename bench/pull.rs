@@ -1,4 +1,4 @@
-//! 5. Pull of the four-layer image from a loopback registry (Debian's
+//! Section 5, pull of the four-layer image from a loopback registry (Debian's
 //! `docker-registry`, plain HTTP on 127.0.0.1): `berth pull` (download,
 //! verify, unpack in parallel) against `skopeo copy` + `umoci unpack` and
 //! `podman pull`. Each run starts from an empty store, emptied off the clock.
@@ -51,7 +51,11 @@ impl Registry {
         while TcpStream::connect(&reg.addr).is_err() {
             if t0.elapsed() > Duration::from_secs(20) {
                 let log = std::fs::read_to_string(reg.dir.join("registry.log")).unwrap_or_default();
-                bail!("docker-registry did not listen on {}: {}", reg.addr, log.trim());
+                bail!(
+                    "docker-registry did not listen on {}: {}",
+                    reg.addr,
+                    log.trim()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -168,7 +172,13 @@ pub fn run(ctx: &Ctx) -> Result<Section> {
     }
     for ((name, _), s) in contenders.iter().zip(samples) {
         let mbps = img.tar_bytes as f64 / 1e6 / s.median();
-        sec.row_extra("pull, 4 layers", name, Unit::Seconds, s, format!("{mbps:>5.0} MB/s"));
+        sec.row_extra(
+            "pull, 4 layers",
+            name,
+            Unit::Seconds,
+            s,
+            format!("{mbps:>5.0} MB/s"),
+        );
     }
     sec.note("berth: `berth pull --insecure` into an empty store; podman: private storage emptied between runs (runtime runc, unused here)");
     drop(contenders);

@@ -90,7 +90,14 @@ impl Section {
         });
     }
 
-    pub fn row_extra(&mut self, metric: &str, contender: &str, unit: Unit, samples: Samples, extra: String) {
+    pub fn row_extra(
+        &mut self,
+        metric: &str,
+        contender: &str,
+        unit: Unit,
+        samples: Samples,
+        extra: String,
+    ) {
         self.row(metric, contender, unit, samples);
         if let Some(r) = self.rows.last_mut() {
             r.extra = extra;
@@ -112,14 +119,22 @@ impl Section {
 
     /// Adds a target on the ratio of two rows (or notes it could not be
     /// checked).
-    pub fn target_ratio(&mut self, what: &str, a: (&str, &str), b: (&str, &str), cmp: Cmp, limit: f64) {
+    pub fn target_ratio(
+        &mut self,
+        what: &str,
+        a: (&str, &str),
+        b: (&str, &str),
+        cmp: Cmp,
+        limit: f64,
+    ) {
         let value = self.ratio(a, b);
         self.targets.push(Target::new(what, value, cmp, limit, "x"));
     }
 
     pub fn target_abs(&mut self, what: &str, row: (&str, &str), cmp: Cmp, limit: f64) {
         let value = self.find(row.0, row.1).map(Row::median);
-        self.targets.push(Target::new(what, value, cmp, limit, "ms"));
+        self.targets
+            .push(Target::new(what, value, cmp, limit, "ms"));
     }
 
     pub fn render(&self) -> String {
@@ -128,8 +143,20 @@ impl Section {
         for n in &self.notes {
             let _ = writeln!(out, "   note: {n}");
         }
-        let wm = self.rows.iter().map(|r| r.metric.len()).max().unwrap_or(0).max(6);
-        let wc = self.rows.iter().map(|r| r.contender.len()).max().unwrap_or(0).max(4);
+        let wm = self
+            .rows
+            .iter()
+            .map(|r| r.metric.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        let wc = self
+            .rows
+            .iter()
+            .map(|r| r.contender.len())
+            .max()
+            .unwrap_or(0)
+            .max(4);
         // Rows grouped by metric, in the order metrics first appear.
         let mut metrics: Vec<&str> = Vec::new();
         for r in &self.rows {
@@ -142,7 +169,11 @@ impl Section {
             .flat_map(|m| self.rows.iter().filter(move |r| r.metric == *m));
         let mut last_metric = "";
         for r in grouped {
-            let metric = if r.metric == last_metric { "" } else { &r.metric };
+            let metric = if r.metric == last_metric {
+                ""
+            } else {
+                &r.metric
+            };
             last_metric = &r.metric;
             let n = r.samples.0.len();
             let stats = if n >= 20 {
@@ -162,7 +193,11 @@ impl Section {
             };
             let mut ratios = Vec::new();
             if !r.is_berth() {
-                for b in self.rows.iter().filter(|b| b.metric == r.metric && b.is_berth()) {
+                for b in self
+                    .rows
+                    .iter()
+                    .filter(|b| b.metric == r.metric && b.is_berth())
+                {
                     let (x, y) = (b.median(), r.median());
                     if x.is_finite() && y.is_finite() && y > 0.0 {
                         ratios.push(format!("{}/{} {:.2}x", b.contender, r.contender, x / y));
@@ -208,7 +243,11 @@ impl Section {
             .collect();
         let mut ratios = Vec::new();
         for r in self.rows.iter().filter(|r| !r.is_berth()) {
-            for b in self.rows.iter().filter(|b| b.metric == r.metric && b.is_berth()) {
+            for b in self
+                .rows
+                .iter()
+                .filter(|b| b.metric == r.metric && b.is_berth())
+            {
                 let (x, y) = (b.median(), r.median());
                 if x.is_finite() && y.is_finite() && y > 0.0 {
                     ratios.push(json!({
@@ -232,10 +271,11 @@ fn finite(v: f64) -> Value {
     if v.is_finite() { json!(v) } else { Value::Null }
 }
 
+/// How a target compares (all targets so far are upper bounds on a ratio
+/// or a time; a lower bound would be a second variant).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cmp {
     AtMost,
-    AtLeast,
 }
 
 pub struct Target {
@@ -261,14 +301,12 @@ impl Target {
         let v = self.value?;
         Some(match self.cmp {
             Cmp::AtMost => v <= self.limit,
-            Cmp::AtLeast => v >= self.limit,
         })
     }
 
     pub fn render(&self) -> String {
         let op = match self.cmp {
             Cmp::AtMost => "<=",
-            Cmp::AtLeast => ">=",
         };
         let fmt = |v: f64| {
             if self.unit == "x" {
@@ -278,12 +316,13 @@ impl Target {
             }
         };
         match (self.value, self.met()) {
-            (Some(v), Some(true)) => format!("{}: {} ({op} {}) met", self.what, fmt(v), fmt(self.limit)),
+            (Some(v), Some(true)) => {
+                format!("{}: {} ({op} {}) met", self.what, fmt(v), fmt(self.limit))
+            }
             (Some(v), _) => {
                 // How far off, as a factor of the limit.
                 let off = match self.cmp {
                     Cmp::AtMost => v / self.limit,
-                    Cmp::AtLeast => self.limit / v,
                 };
                 format!(
                     "{}: {} ({op} {}) MISSED, {off:.2}x off the limit",
@@ -300,7 +339,7 @@ impl Target {
         json!({
             "what": self.what,
             "value": self.value,
-            "cmp": match self.cmp { Cmp::AtMost => "<=", Cmp::AtLeast => ">=" },
+            "cmp": match self.cmp { Cmp::AtMost => "<=" },
             "limit": self.limit,
             "unit": self.unit,
             "met": self.met(),

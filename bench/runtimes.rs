@@ -96,7 +96,10 @@ pub fn wait_exited(pid: i32, limit: Duration) -> bool {
         match std::fs::read_to_string(&stat) {
             Err(_) => return true,
             Ok(s) => {
-                let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+                let state = s
+                    .rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next());
                 if state == Some("Z") || state == Some("X") {
                     return true;
                 }

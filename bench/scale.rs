@@ -1,4 +1,4 @@
-//! 3. Scale: N detached `sleep` containers per contender (berth engine
+//! Section 3, scale: N detached `sleep` containers per contender (berth engine
 //! `run -d`, berth-runtime / runc / crun `run -d`), started one after the
 //! other; `ps`/`list` with all N running; kill + delete of all; memory per
 //! container (the `free` used delta) and the shim's RSS/PSS against
@@ -32,8 +32,12 @@ impl Who<'_> {
 
     fn start(&self, id: &str) -> Cmd {
         match self {
-            Who::Engine(e) => e.cmd().args(["run", "-d", "--name", id, IMAGE, "sleep", "1000000"]),
-            Who::Runtime(rt, bundle) => rt.cmd().args(["run", "-d", "--bundle"]).arg(bundle).arg(id),
+            Who::Engine(e) => e
+                .cmd()
+                .args(["run", "-d", "--name", id, IMAGE, "sleep", "1000000"]),
+            Who::Runtime(rt, bundle) => {
+                rt.cmd().args(["run", "-d", "--bundle"]).arg(bundle).arg(id)
+            }
         }
     }
 
@@ -55,7 +59,10 @@ impl Who<'_> {
     /// count off the clock.
     fn running(&self) -> Result<usize> {
         let out = self.list().output()?;
-        Ok(out.lines().filter(|l| l.contains("running") || l.contains("Up ")).count())
+        Ok(out
+            .lines()
+            .filter(|l| l.contains("running") || l.contains("Up "))
+            .count())
     }
 }
 
@@ -188,10 +195,21 @@ pub fn run(ctx: &Ctx) -> Result<Section> {
         sec.row(&format!("kill+delete {n}"), w.name(), Unit::Seconds, secs);
     }
     for (k, w) in who.iter().enumerate() {
-        sec.row("memory per container", w.name(), Unit::KiB, totals[k].mem.clone());
+        sec.row(
+            "memory per container",
+            w.name(),
+            Unit::KiB,
+            totals[k].mem.clone(),
+        );
     }
     if let Some((rss, pss, count)) = shim {
-        sec.row_extra("shim RSS", "berth", Unit::KiB, Samples(vec![rss]), format!("mean of {count} shims"));
+        sec.row_extra(
+            "shim RSS",
+            "berth",
+            Unit::KiB,
+            Samples(vec![rss]),
+            format!("mean of {count} shims"),
+        );
         sec.row("shim PSS", "berth", Unit::KiB, Samples(vec![pss]));
     }
 
@@ -269,15 +287,39 @@ fn podman_scale(ctx: &Ctx, n: usize, sec: &mut Section) -> Result<()> {
     }
     let t0 = Instant::now();
     for i in 0..n {
-        podman.cmd().args(["rm", "-f", "-t", "0", &name(i)]).time(&ctx.log)?;
+        podman
+            .cmd()
+            .args(["rm", "-f", "-t", "0", &name(i)])
+            .time(&ctx.log)?;
     }
     let remove = t0.elapsed();
 
-    sec.row(&format!("start {n}"), "podman", Unit::Seconds, Samples(vec![start.as_secs_f64()]));
+    sec.row(
+        &format!("start {n}"),
+        "podman",
+        Unit::Seconds,
+        Samples(vec![start.as_secs_f64()]),
+    );
     sec.row(&format!("ps/list, {n} running"), "podman", Unit::Ms, list);
-    sec.row(&format!("kill+delete {n}"), "podman", Unit::Seconds, Samples(vec![remove.as_secs_f64()]));
-    sec.row("memory per container", "podman", Unit::KiB, Samples(vec![(after - before) / n as f64]));
-    sec.row_extra("shim RSS", "conmon", Unit::KiB, Samples(vec![rss]), format!("mean of {} conmons", conmons.len()));
+    sec.row(
+        &format!("kill+delete {n}"),
+        "podman",
+        Unit::Seconds,
+        Samples(vec![remove.as_secs_f64()]),
+    );
+    sec.row(
+        "memory per container",
+        "podman",
+        Unit::KiB,
+        Samples(vec![(after - before) / n as f64]),
+    );
+    sec.row_extra(
+        "shim RSS",
+        "conmon",
+        Unit::KiB,
+        Samples(vec![rss]),
+        format!("mean of {} conmons", conmons.len()),
+    );
     sec.row("shim PSS", "conmon", Unit::KiB, Samples(vec![pss]));
     sec.note("podman: one round (it is slow); conmon measured with the same number of containers as the berth shims");
     Ok(())
@@ -301,13 +343,34 @@ fn thousand(ctx: &Ctx, eng: &Engine, sec: &mut Section) -> Result<()> {
     let shims = eng.shim_pids();
     let shim = mean_rss_pss(&shims);
     let remove = remove_n(ctx, &who, "k", N)?;
-    sec.row("1000: start", "berth", Unit::Seconds, Samples(vec![total.as_secs_f64()]));
+    sec.row(
+        "1000: start",
+        "berth",
+        Unit::Seconds,
+        Samples(vec![total.as_secs_f64()]),
+    );
     sec.row("1000: start, each", "berth", Unit::Ms, each);
     sec.row("1000: ps", "berth", Unit::Ms, list);
-    sec.row("1000: memory per container", "berth", Unit::KiB, Samples(vec![(after - before) / N as f64]));
+    sec.row(
+        "1000: memory per container",
+        "berth",
+        Unit::KiB,
+        Samples(vec![(after - before) / N as f64]),
+    );
     if let Some((rss, pss)) = shim {
-        sec.row_extra("1000: shim RSS/PSS", "berth", Unit::KiB, Samples(vec![rss]), format!("PSS {pss:.0} KiB"));
+        sec.row_extra(
+            "1000: shim RSS/PSS",
+            "berth",
+            Unit::KiB,
+            Samples(vec![rss]),
+            format!("PSS {pss:.0} KiB"),
+        );
     }
-    sec.row("1000: kill+delete", "berth", Unit::Seconds, Samples(vec![remove.as_secs_f64()]));
+    sec.row(
+        "1000: kill+delete",
+        "berth",
+        Unit::Seconds,
+        Samples(vec![remove.as_secs_f64()]),
+    );
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! 4. Image unpack: one big gzip layer (a debootstrap minbase tree), the
+//! Section 4, image unpack: one big gzip layer (a debootstrap minbase tree), the
 //! same as zstd, and as four layers. berth (`load --layout`, which checks
 //! every digest and diffID and ends with syncfs) against GNU tar, pigz,
 //! umoci and the decompression floor. Each run writes into a new directory;
@@ -60,7 +60,13 @@ fn measure(ctx: &Ctx, tag: &str, contenders: &[Contender]) -> Result<Vec<Samples
     Ok(samples)
 }
 
-fn add_rows(sec: &mut Section, metric: &str, contenders: &[Contender], samples: Vec<Samples>, bytes: u64) {
+fn add_rows(
+    sec: &mut Section,
+    metric: &str,
+    contenders: &[Contender],
+    samples: Vec<Samples>,
+    bytes: u64,
+) {
     for ((name, _), s) in contenders.iter().zip(samples) {
         let mbps = bytes as f64 / 1e6 / s.median();
         sec.row_extra(metric, name, Unit::Seconds, s, format!("{mbps:>5.0} MB/s"));
@@ -77,7 +83,9 @@ pub fn run(ctx: &Ctx) -> Result<Section> {
         format!(
             "4. image unpack: {mb:.0} MB tar ({gz_mb:.0} MB gzip, {zst_mb:.0} MB zstd), {} runs interleaved, {} cores",
             ctx.unpack_runs,
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0)
         ),
     );
     sec.note(format!("layer: {}", img.source));
@@ -86,11 +94,23 @@ pub fn run(ctx: &Ctx) -> Result<Section> {
     let gz = &img.gz;
     let single: Vec<Contender> = vec![
         ("berth load", berth_load(ctx, &img.layout_gz)),
-        ("tar -xzf", shell(move |o| format!("tar -xzf {} -C {}", q(gz), q(o)))),
-        ("tar -xzf + sync -f", shell(move |o| format!("tar -xzf {} -C {} && sync -f {}", q(gz), q(o), q(o)))),
-        ("pigz -dc | tar -x", shell(move |o| format!("pigz -dc {} | tar -x -C {}", q(gz), q(o)))),
+        (
+            "tar -xzf",
+            shell(move |o| format!("tar -xzf {} -C {}", q(gz), q(o))),
+        ),
+        (
+            "tar -xzf + sync -f",
+            shell(move |o| format!("tar -xzf {} -C {} && sync -f {}", q(gz), q(o), q(o))),
+        ),
+        (
+            "pigz -dc | tar -x",
+            shell(move |o| format!("pigz -dc {} | tar -x -C {}", q(gz), q(o))),
+        ),
         ("umoci unpack", umoci(&img.layout_gz)),
-        ("gzip -dc >/dev/null (floor)", shell(move |_| format!("gzip -dc {} >/dev/null", q(gz)))),
+        (
+            "gzip -dc >/dev/null (floor)",
+            shell(move |_| format!("gzip -dc {} >/dev/null", q(gz))),
+        ),
     ];
     let s = measure(ctx, "gz", &single)?;
     add_rows(&mut sec, "one gzip layer", &single, s, img.tar_bytes);
@@ -98,8 +118,14 @@ pub fn run(ctx: &Ctx) -> Result<Section> {
     let zst = &img.zst;
     let mut zstd: Vec<Contender> = vec![
         ("berth load", berth_load(ctx, &img.layout_zst)),
-        ("tar --zstd -xf", shell(move |o| format!("tar --zstd -xf {} -C {}", q(zst), q(o)))),
-        ("zstd -dc >/dev/null (floor)", shell(move |_| format!("zstd -q -dc {} >/dev/null", q(zst)))),
+        (
+            "tar --zstd -xf",
+            shell(move |o| format!("tar --zstd -xf {} -C {}", q(zst), q(o))),
+        ),
+        (
+            "zstd -dc >/dev/null (floor)",
+            shell(move |_| format!("zstd -q -dc {} >/dev/null", q(zst))),
+        ),
     ];
     // umoci learned zstd late: include it only if it can.
     let probe = ctx.dir("umoci-zstd-probe")?;
@@ -118,14 +144,22 @@ pub fn run(ctx: &Ctx) -> Result<Section> {
         ("berth load", berth_load(ctx, &img.layout_multi)),
         (
             "tar -xzf, one after another",
-            shell(move |o| l1.iter().map(|l| format!("tar -xzf {l} -C {}", q(o))).collect::<Vec<_>>().join(" && ")),
+            shell(move |o| {
+                l1.iter()
+                    .map(|l| format!("tar -xzf {l} -C {}", q(o)))
+                    .collect::<Vec<_>>()
+                    .join(" && ")
+            }),
         ),
         (
             "tar -xzf, all at once (own dirs)",
             shell(move |o| {
                 let mut s = String::new();
                 for (i, l) in l2.iter().enumerate() {
-                    s.push_str(&format!("mkdir {d} && tar -xzf {l} -C {d} & ", d = q(&o.join(i.to_string()))));
+                    s.push_str(&format!(
+                        "mkdir {d} && tar -xzf {l} -C {d} & ",
+                        d = q(&o.join(i.to_string()))
+                    ));
                 }
                 s.push_str("wait");
                 s
