@@ -28,7 +28,7 @@ impl Engine {
         Ok(Engine {
             prog: ctx.berth.clone(),
             root: ctx.dir(&format!("{tag}-berth-root"))?,
-            state: ctx.dir(&format!("{tag}-berth-state"))?,
+            state: ctx.state_dir(&format!("{tag}-berth-state"))?,
         })
     }
 

@@ -98,6 +98,8 @@ pub struct Ctx {
     pub cache: PathBuf,
     /// The temporary directory; everything the bench makes is under it.
     pub work: PathBuf,
+    /// The tmpfs for runtime state, under `work`.
+    pub run: PathBuf,
     /// Stderr of the command being timed, read when it fails.
     pub log: PathBuf,
     /// Container ids and names start with this, so leftovers are found.
@@ -121,9 +123,17 @@ impl Ctx {
         Ok(dir)
     }
 
-    /// A new directory under the work dir.
+    /// A new directory under the work dir (on disk).
     pub fn dir(&self, name: &str) -> Result<PathBuf> {
         measure::fresh_dir(&self.work, name)
+    }
+
+    /// A new directory for runtime state (runtimes' `--root`, BERTH_STATE,
+    /// podman's runroot): on a tmpfs, as /run is on most hosts (here /run
+    /// is on the ext4 root, where every unlink of a file with data waits for
+    /// a discard).
+    pub fn state_dir(&self, name: &str) -> Result<PathBuf> {
+        measure::fresh_dir(&self.run, name)
     }
 
     pub fn id(&self, tag: &str, i: usize) -> String {
@@ -208,6 +218,18 @@ fn run() -> Result<bool> {
     // Removes whatever the sections left, whatever happened.
     let _sweep = cleanup::Sweep::new(work.clone(), prefix.clone());
 
+    // Before crun's namespace is made, so that it has this mount too.
+    let run = work.join("run");
+    std::fs::create_dir(&run)?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        &run,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some("mode=0700,size=1g"),
+    )
+    .with_context(|| format!("mount a tmpfs on {}", run.display()))?;
+
     let spec_dir = work.join("runc-spec");
     std::fs::create_dir_all(&spec_dir)?;
     Cmd::new("runc")
@@ -236,6 +258,7 @@ fn run() -> Result<bool> {
         fixtures,
         cache: o.cache.clone(),
         log: work.join("stderr.log"),
+        run,
         work: work.clone(),
         prefix,
         crun_ns,
@@ -253,6 +276,10 @@ fn run() -> Result<bool> {
         }
     );
     println!("ratios are berth/peer of the medians: below 1.00x berth is faster or smaller");
+    println!(
+        "runtime state (--root of the runtimes, BERTH_STATE, podman's runroot) on a private tmpfs, as /run is on most hosts; images and container layers on {}",
+        o.work.display()
+    );
     if ctx.crun_ns.is_some() {
         println!(
             "crun: run in a private mount namespace whose /sys/fs/cgroup is a tmpfs with bind mounts of the v1 hierarchies only (crun 1.8 refuses this host's hybrid layout); host cgroups untouched"

@@ -14,6 +14,8 @@ use crate::measure::Cmd;
 
 pub struct Podman {
     dir: PathBuf,
+    /// runroot and libpod's tmp_dir, on the state tmpfs (as /run is).
+    run: PathBuf,
 }
 
 impl Podman {
@@ -22,7 +24,9 @@ impl Podman {
             anyhow::bail!("podman is not installed (make bench installs it)");
         }
         let dir = ctx.dir(&format!("{tag}-podman"))?;
+        let run = ctx.state_dir(&format!("{tag}-podman-run"))?;
         let p = |s: &str| dir.join(s).display().to_string();
+        let r = |s: &str| run.join(s).display().to_string();
         // Podman's defaults are above what the container may get here: this
         // host's hard nofile is 20000, CAP_SYS_RESOURCE is not in our
         // bounding set (no raising hard limits), and podman caps its own
@@ -55,12 +59,12 @@ tmp_dir = "{tmp}"
 network_config_dir = "{networks}"
 "#,
             events = p("events.log"),
-            tmp = p("tmp"),
+            tmp = r("tmp"),
             networks = p("networks"),
         );
         let storage = format!(
             "[storage]\ndriver = \"overlay\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
-            p("runroot"),
+            r("runroot"),
             p("graphroot")
         );
         let mut registries = "unqualified-search-registries = []\n".to_string();
@@ -71,9 +75,8 @@ network_config_dir = "{networks}"
         }
         // No static_dir: set, it makes every `run --rm` wait 20 s for
         // conmon (podman 4.3); its default is under the private graphroot.
-        for d in ["tmp", "networks"] {
-            std::fs::create_dir_all(dir.join(d))?;
-        }
+        std::fs::create_dir_all(dir.join("networks"))?;
+        std::fs::create_dir_all(run.join("tmp"))?;
         std::fs::write(dir.join("containers.conf"), conf)?;
         std::fs::write(dir.join("storage.conf"), storage)?;
         std::fs::write(dir.join("registries.conf"), registries)?;
@@ -81,7 +84,7 @@ network_config_dir = "{networks}"
             dir.join("policy.json"),
             r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
         )?;
-        Ok(Podman { dir })
+        Ok(Podman { dir, run })
     }
 
     pub fn cmd(&self) -> Cmd {
@@ -124,7 +127,9 @@ impl Drop for Podman {
     fn drop(&mut self) {
         self.clear();
         self.cmd().args(["system", "reset", "-f"]).quiet();
-        cleanup::unmount_under(&self.dir);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        for d in [&self.dir, &self.run] {
+            cleanup::unmount_under(d);
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }

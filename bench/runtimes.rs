@@ -64,7 +64,7 @@ impl Drop for Runtime {
 pub fn all(ctx: &Ctx, tag: &str) -> Result<Vec<Runtime>> {
     let mut v = Vec::new();
     let mut add = |name: &'static str, prog: PathBuf, ns: Option<Rc<OwnedFd>>| -> Result<()> {
-        let root = ctx.dir(&format!("{tag}-{name}-root"))?;
+        let root = ctx.state_dir(&format!("{tag}-{name}-root"))?;
         v.push(Runtime {
             name,
             prog,
