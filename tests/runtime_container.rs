@@ -514,3 +514,42 @@ fn new_user_namespace_joining_another_network_namespace() {
         ["0", "200000", "65536"]
     );
 }
+
+/// `tmpcopyup` (runc's and crun's extension, which podman puts on its tmpfs
+/// mounts): the tmpfs starts with what the rootfs had there, symlinks kept
+/// as symlinks, and `ro` still applies once the copy is in.
+#[test]
+fn tmpfs_copyup() {
+    let (out, o) = run_sh(
+        "grep ' /etc ' /proc/self/mountinfo | cut -d' ' -f6,9; cat /etc/group | head -1; \
+         readlink /etc/ptr; stat -c %a /etc/sub; cat /etc/sub/f; touch /etc/new 2>&1 | cut -d: -f3-",
+        |b| {
+            let etc = b.rootfs().join("etc");
+            std::fs::create_dir(etc.join("sub")).unwrap();
+            std::fs::write(etc.join("sub/f"), "nested\n").unwrap();
+            std::fs::set_permissions(
+                etc.join("sub"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o750),
+            )
+            .unwrap();
+            std::os::unix::fs::symlink("/outside/target", etc.join("ptr")).unwrap();
+            b.config["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "nodev", "tmpcopyup", "ro", "size=1m"]
+            }));
+        },
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "ro,nosuid,nodev,relatime tmpfs",
+            "root:x:0:",
+            "/outside/target",
+            "750",
+            "nested",
+            " Read-only file system",
+        ]
+    );
+}

@@ -3,8 +3,10 @@
 
 pub mod console;
 pub mod container;
+pub mod copyup;
 pub mod default_spec;
 pub mod exec_stub;
+pub mod features;
 pub mod foreground;
 pub mod hooks;
 pub mod init;

@@ -4,6 +4,7 @@
 //! if it is not.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod engine;
 
 use std::fs;

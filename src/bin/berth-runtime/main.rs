@@ -97,6 +97,8 @@ enum Command {
     Ps(commands::ps::Args),
     /// Run a new process in a running container
     Exec(commands::exec::Args),
+    /// Print what this runtime implements (runtime-spec features JSON)
+    Features,
 }
 
 fn main() -> ExitCode {
@@ -146,6 +148,7 @@ fn main() -> ExitCode {
         Command::Resume(a) => commands::resume(&g, &a.id),
         Command::Ps(a) => commands::ps::run(&g, a),
         Command::Exec(a) => commands::exec::run(&g, a),
+        Command::Features => commands::features(),
     };
     match result {
         Ok(code) => ExitCode::from(code),
