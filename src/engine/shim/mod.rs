@@ -164,7 +164,13 @@ fn run_detached(engine: Engine, rec: Record, attach_first: bool, ready: OwnedFd)
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
     match Shim::new(engine, rec, attach_first, ready) {
-        Ok(mut shim) => shim.run(),
+        Ok(mut shim) => {
+            let code = shim.run();
+            // Exit with every client connection still open: a client that
+            // waits for our hang-up then knows we are gone, not just closing.
+            // SAFETY: the process ends here; nothing needs dropping.
+            unsafe { libc::_exit(code) }
+        }
         Err((mut ready, msg)) => {
             let _ = ready.write_all(
                 serde_json::to_string(&Ready {
