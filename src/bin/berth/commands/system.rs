@@ -38,6 +38,18 @@ fn prune(cli: &Cli, volumes: bool) -> Result<i32> {
             }
         }
     }
+    // Network leftovers of containers that are gone or whose shim died.
+    let nets = engine.networks();
+    let stale = |id: &str| {
+        engine.containers.read(id).is_err()
+            || !matches!(
+                engine.live_state(id).status,
+                Status::Running | Status::Restarting | Status::Paused
+            )
+    };
+    for id in nets.reclaim(stale)? {
+        println!("Reclaimed network of: {id}");
+    }
     // Leftovers of a crash: runtime state without an engine record.
     let rt = engine.runtime();
     for st in rt.list().unwrap_or_default() {
@@ -134,6 +146,8 @@ pub fn info(cli: &Cli) -> Result<i32> {
         "SELinux: {}",
         yes(std::path::Path::new("/sys/fs/selinux/enforce").exists())
     );
-    println!("Networking: none and host (bridge networks are not implemented yet)");
+    println!(
+        "Networking: bridge (default), none, host, container:NAME, user-defined bridges; nftables"
+    );
     Ok(0)
 }
