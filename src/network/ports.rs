@@ -19,7 +19,7 @@ pub enum Error {
     BadPort { spec: String, port: String },
     #[error("invalid host address {addr:?} in {spec:?}: use an IPv4 address")]
     BadHostIp { spec: String, addr: String },
-    #[error("invalid protocol {proto:?} in {spec:?}: use tcp or udp")]
+    #[error("invalid protocol {proto:?} in port spec {spec:?}: use tcp or udp")]
     BadProto { spec: String, proto: String },
 }
 
@@ -268,7 +268,7 @@ mod tests {
         }
         assert_eq!(
             "80/sctp".parse::<PortSpec>().unwrap_err().to_string(),
-            "invalid protocol \"sctp\" in \"80/sctp\": use tcp or udp"
+            "invalid protocol \"sctp\" in port spec \"80/sctp\": use tcp or udp"
         );
     }
 
