@@ -550,3 +550,149 @@ fn restart_keeps_the_network_and_a_dead_shim_is_reclaimed() {
     assert!(!links().contains(&b.bridge));
     assert!(b.ids().is_empty());
 }
+
+#[test]
+fn bad_network_input_is_refused_in_one_line() {
+    let b = Berth::new();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["run", "--network", "nosuch", IMAGE, "true"],
+            "network nosuch not found",
+        ),
+        (
+            &["run", "--network", "container:nosuch", IMAGE, "true"],
+            "no such container: nosuch",
+        ),
+        (
+            &["run", "--network", "bad/name", IMAGE, "true"],
+            "invalid network mode",
+        ),
+        (
+            &["run", "--network", "host", "-p", "8080:80", IMAGE, "true"],
+            "conflicting options",
+        ),
+        (
+            &["run", "--network", "none", "-P", IMAGE, "true"],
+            "conflicting options",
+        ),
+        (
+            &["network", "create", "--subnet", "127.0.0.0/8", "lo8"],
+            "overlaps the host route 127.0.0.0/8",
+        ),
+        (
+            &["network", "create", "--subnet", "10.0.0.1/16", "hostbits"],
+            "host bits are set",
+        ),
+        (
+            &["network", "create", "--subnet", "nonsense", "junk"],
+            "invalid subnet \"nonsense\"",
+        ),
+        (&["network", "create", "bridge"], "predefined network"),
+        (&["network", "create", "bad/name"], "invalid network name"),
+        (&["network", "rm", "bridge"], "predefined network"),
+        (&["network", "rm", "nosuch"], "network nosuch not found"),
+    ];
+    for (args, want) in cases {
+        let e = fails(&b.run(args));
+        assert!(e.contains(want), "{args:?}: {e}");
+        assert_eq!(e.trim().lines().count(), 1, "{args:?}: {e}");
+    }
+    assert!(b.ids().is_empty(), "no container was made");
+    let ls = ok(&b.run(&["network", "ls", "-q"]));
+    assert_eq!(ls.lines().count(), 1, "only the default network: {ls}");
+    assert!(!links().contains(&b.bridge));
+}
+
+/// A stand-in for the outside world: a namespace of the test's own behind a
+/// veth pair (198.18.N.1 on the host, 198.18.N.2 inside), removed on drop.
+struct Outside {
+    ns: String,
+    veth: String,
+    octet: u8,
+}
+
+impl Outside {
+    fn new() -> Outside {
+        let octet = (std::process::id() % 200) as u8 + 20;
+        let o = Outside {
+            ns: format!("berth-test-out{octet}"),
+            veth: format!("bto{octet}"),
+            octet,
+        };
+        let ip = |args: &[&str]| {
+            let mut c = std::process::Command::new("ip");
+            c.args(args);
+            ok(&output(c));
+        };
+        ip(&["netns", "add", &o.ns]);
+        ip(&[
+            "link", "add", &o.veth, "type", "veth", "peer", "name", "eth0", "netns", &o.ns,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("198.18.{octet}.1/30"),
+            "dev",
+            &o.veth,
+        ]);
+        ip(&["link", "set", &o.veth, "up"]);
+        ip(&[
+            "-n",
+            &o.ns,
+            "addr",
+            "add",
+            &format!("198.18.{octet}.2/30"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &o.ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", &o.ns, "link", "set", "lo", "up"]);
+        o
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        for args in [
+            vec!["link", "del", self.veth.as_str()],
+            vec!["netns", "del", self.ns.as_str()],
+        ] {
+            let _ = std::process::Command::new("ip").args(&args).status();
+        }
+    }
+}
+
+#[test]
+fn outbound_traffic_is_masqueraded() {
+    let b = Berth::new();
+    let out = Outside::new();
+    // A server outside that answers with the address it sees.
+    let server = "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 8000))\ns.listen(5)\nwhile True:\n    c, peer = s.accept()\n    c.recv(4096)\n    c.sendall(('HTTP/1.0 200 OK\\r\\n\\r\\n' + peer[0] + '\\n').encode())\n    c.close()\n";
+    let mut srv = std::process::Command::new("ip")
+        .args(["netns", "exec", &out.ns, "python3", "-c", server])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    run_d(&b, &["--name", "leaver", IMAGE, "sleep", "100"]);
+    let url = format!("http://198.18.{}.2:8000/", out.octet);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let seen = loop {
+        let o = b.run(&["exec", "leaver", "wget", "-q", "-O-", &url]);
+        if o.status.success() {
+            break stdout(&o);
+        }
+        if Instant::now() > deadline {
+            let _ = srv.kill();
+            panic!("the container never reached {url}: {}", stderr(&o));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = srv.kill();
+    let _ = srv.wait();
+    assert_eq!(
+        seen.trim(),
+        format!("198.18.{}.1", out.octet),
+        "the outside sees the host's address, not the container's {}",
+        ip_of(&b, "leaver")
+    );
+}

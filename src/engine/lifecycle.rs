@@ -477,6 +477,34 @@ impl Engine {
         self.remove_files(&rec, volumes)
     }
 
+    /// Takes off their networks the containers that are gone or whose shim
+    /// died (a crash), leaving alone any that a command is starting now
+    /// (it holds the container's lock). Their IDs.
+    pub fn reclaim_networks(&self) -> Result<Vec<String>> {
+        let nets = self.networks();
+        let mut done = Vec::new();
+        for id in nets.state()?.attachments.keys() {
+            let lock = match self.containers.try_lock(id) {
+                Ok(Some(l)) => Some(l),
+                Ok(None) => continue,
+                // No directory: the container is gone.
+                Err(_) => None,
+            };
+            if lock.is_some()
+                && self.containers.read(id).is_ok()
+                && matches!(
+                    self.live_state(id).status,
+                    Status::Running | Status::Restarting | Status::Paused
+                )
+            {
+                continue;
+            }
+            nets.detach(id)?;
+            done.push(id.clone());
+        }
+        Ok(done)
+    }
+
     /// Waits (a bounded time) for a finishing shim to exit, so the next
     /// step sees its final state.
     fn wait_shim_gone(&self, id: &str) {

@@ -594,22 +594,6 @@ impl Networks {
         self.save(&st)?;
         r
     }
-
-    /// Detaches every container for which `stale` says so (containers that
-    /// are gone or whose shim died); their IDs.
-    pub fn reclaim(&self, stale: impl Fn(&str) -> bool) -> Result<Vec<String>> {
-        let ids: Vec<String> = self
-            .state()?
-            .attachments
-            .keys()
-            .filter(|id| stale(id))
-            .cloned()
-            .collect();
-        for id in &ids {
-            self.detach(id)?;
-        }
-        Ok(ids)
-    }
 }
 
 fn def_dns(nets: &Networks, network: Option<&str>) -> bool {

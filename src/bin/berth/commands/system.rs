@@ -39,15 +39,7 @@ fn prune(cli: &Cli, volumes: bool) -> Result<i32> {
         }
     }
     // Network leftovers of containers that are gone or whose shim died.
-    let nets = engine.networks();
-    let stale = |id: &str| {
-        engine.containers.read(id).is_err()
-            || !matches!(
-                engine.live_state(id).status,
-                Status::Running | Status::Restarting | Status::Paused
-            )
-    };
-    for id in nets.reclaim(stale)? {
+    for id in engine.reclaim_networks()? {
         println!("Reclaimed network of: {id}");
     }
     // Leftovers of a crash: runtime state without an engine record.
