@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod engine;
+pub mod network;
 
 use std::fs;
 use std::path::{Path, PathBuf};
