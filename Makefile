@@ -10,6 +10,7 @@ APT_PACKAGES := busybox-static umoci skopeo libseccomp-dev pkg-config gcc \
 	runc util-linux procps
 APT_PACKAGES += docker-registry apache2-utils openssl zstd pigz python3 tar
 APT_PACKAGES += uidmap
+APT_PACKAGES += nftables iproute2 curl
 # berth-runtime under containerd and podman (tests/containerd.rs, tests/podman.rs)
 APT_PACKAGES += containerd podman conmon
 

@@ -258,7 +258,7 @@ fn pause_and_resume() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.config["root"]["readonly"] = false.into();
-    b.sh("i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.01; done");
+    b.sh("i=0; while true; do i=$((i+1)); echo $i > /tmp/c.tmp; mv /tmp/c.tmp /tmp/count; sleep 0.01; done");
     let cid = id("pause");
     ok(&rt.run_bundle("run", &b, &cid, &["-d"]));
     let count = b.rootfs().join("tmp/count");

@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod engine;
+pub mod network;
 
 use std::fs;
 use std::path::{Path, PathBuf};
