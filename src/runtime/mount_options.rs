@@ -89,13 +89,22 @@ pub fn parse(options: &[String]) -> Result<Options, Error> {
             o.propagation.push(p);
             continue;
         }
-        if let Some((set, bits)) = recursive_option(opt) {
-            if set {
-                o.rec_set |= bits;
-                o.rec_clear &= !bits;
-            } else {
-                o.rec_clear |= bits;
-                o.rec_set &= !bits;
+        if let Some(change) = recursive_option(opt) {
+            match change {
+                RecAttr::Set(bits) => {
+                    o.rec_set |= bits;
+                    o.rec_clear &= !bits;
+                }
+                RecAttr::Clear(bits) => {
+                    o.rec_clear |= bits;
+                    o.rec_set &= !bits;
+                }
+                // The access-time mode is one field: mount_setattr(2) takes
+                // a new one only with the whole field in attr_clr.
+                RecAttr::Atime(mode) => {
+                    o.rec_set = (o.rec_set & !attr::ATIME_MASK) | mode;
+                    o.rec_clear |= attr::ATIME_MASK;
+                }
             }
             continue;
         }
@@ -157,24 +166,32 @@ const PROPAGATION: &[(&str, MsFlags)] = &[
     ("runbindable", MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC)),
 ];
 
-/// The recursive variants runc and crun accept (`rro`, `rnoexec`, …):
-/// mount_setattr(2) attributes, `true` to set.
-const RECURSIVE: &[(&str, bool, u64)] = &[
-    ("rro", true, attr::RDONLY),
-    ("rrw", false, attr::RDONLY),
-    ("rnosuid", true, attr::NOSUID),
-    ("rsuid", false, attr::NOSUID),
-    ("rnodev", true, attr::NODEV),
-    ("rdev", false, attr::NODEV),
-    ("rnoexec", true, attr::NOEXEC),
-    ("rexec", false, attr::NOEXEC),
-    ("rnodiratime", true, attr::NODIRATIME),
-    ("rdiratime", false, attr::NODIRATIME),
-    ("rnosymfollow", true, attr::NOSYMFOLLOW),
-    ("rsymfollow", false, attr::NOSYMFOLLOW),
-    ("rnoatime", true, attr::NOATIME),
-    ("rrelatime", true, attr::RELATIME),
-    ("rstrictatime", true, attr::STRICTATIME),
+/// A recursive attribute change (mount_setattr(2) with AT_RECURSIVE).
+#[derive(Clone, Copy)]
+enum RecAttr {
+    Set(u64),
+    Clear(u64),
+    /// Sets the access-time mode (noatime, relatime, strictatime).
+    Atime(u64),
+}
+
+/// The recursive variants runc and crun accept (`rro`, `rnoexec`, …).
+const RECURSIVE: &[(&str, RecAttr)] = &[
+    ("rro", RecAttr::Set(attr::RDONLY)),
+    ("rrw", RecAttr::Clear(attr::RDONLY)),
+    ("rnosuid", RecAttr::Set(attr::NOSUID)),
+    ("rsuid", RecAttr::Clear(attr::NOSUID)),
+    ("rnodev", RecAttr::Set(attr::NODEV)),
+    ("rdev", RecAttr::Clear(attr::NODEV)),
+    ("rnoexec", RecAttr::Set(attr::NOEXEC)),
+    ("rexec", RecAttr::Clear(attr::NOEXEC)),
+    ("rnodiratime", RecAttr::Set(attr::NODIRATIME)),
+    ("rdiratime", RecAttr::Clear(attr::NODIRATIME)),
+    ("rnosymfollow", RecAttr::Set(attr::NOSYMFOLLOW)),
+    ("rsymfollow", RecAttr::Clear(attr::NOSYMFOLLOW)),
+    ("rnoatime", RecAttr::Atime(attr::NOATIME)),
+    ("rrelatime", RecAttr::Atime(attr::RELATIME)),
+    ("rstrictatime", RecAttr::Atime(attr::STRICTATIME)),
 ];
 
 fn flag_option(opt: &str) -> Option<(bool, MsFlags)> {
@@ -191,11 +208,11 @@ fn propagation_option(opt: &str) -> Option<MsFlags> {
         .map(|&(_, flag)| flag)
 }
 
-fn recursive_option(opt: &str) -> Option<(bool, u64)> {
+fn recursive_option(opt: &str) -> Option<RecAttr> {
     RECURSIVE
         .iter()
-        .find(|(name, _, _)| *name == opt)
-        .map(|&(_, set, bits)| (set, bits))
+        .find(|(name, _)| *name == opt)
+        .map(|&(_, change)| change)
 }
 
 /// Every option name [`parse`] acts on (the rest is filesystem data), for
@@ -250,6 +267,16 @@ mod tests {
     fn recursive_attrs() {
         let o = p(&["rbind", "rro", "rnoexec"]);
         assert_eq!(o.rec_set, attr::RDONLY | attr::NOEXEC);
+    }
+
+    #[test]
+    fn recursive_atime_modes_clear_the_whole_field() {
+        let o = p(&["rnoatime"]);
+        assert_eq!((o.rec_set, o.rec_clear), (attr::NOATIME, attr::ATIME_MASK));
+        let o = p(&["rnoatime", "rstrictatime"]);
+        assert_eq!(o.rec_set, attr::STRICTATIME);
+        let o = p(&["rnoatime", "rrelatime", "rro"]);
+        assert_eq!((o.rec_set, o.rec_clear), (attr::RDONLY, attr::ATIME_MASK));
     }
 
     #[test]
