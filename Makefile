@@ -12,7 +12,7 @@ APT_PACKAGES += docker-registry apache2-utils openssl zstd pigz python3 tar
 APT_PACKAGES += uidmap
 APT_PACKAGES += nftables iproute2 curl
 # berth-runtime under containerd and podman (tests/containerd.rs, tests/podman.rs)
-APT_PACKAGES += containerd podman conmon
+APT_PACKAGES += containerd podman conmon catatonit
 
 .PHONY: all deps fixtures build test unit integration run bench clean lint fmt
 

@@ -126,13 +126,11 @@ network_config_dir = "{net}"
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cidfile = self.path().join(format!("cid.{n}"));
-        let mut args = vec![
-            "run",
-            "--cgroup-parent",
-            &self.parent,
-            "--cidfile",
-            cidfile.to_str().unwrap(),
-        ];
+        let mut args = vec!["run", "--cidfile", cidfile.to_str().unwrap()];
+        // A pod's containers go in the pod's cgroup, under its parent.
+        if !flags.contains(&"--pod") {
+            args.extend(["--cgroup-parent", &self.parent]);
+        }
         args.extend(flags);
         args.push(IMAGE);
         args.extend(cmd);
@@ -162,8 +160,9 @@ network_config_dir = "{net}"
             .to_string()
     }
 
-    fn cgroup(&self, id: &str) -> String {
-        format!("{}/libpod-{id}", self.parent)
+    /// The container's cgroups: PARENT/libpod-ID, or deeper in a pod's.
+    fn cgroups(&self, id: &str) -> Vec<PathBuf> {
+        find_cgroups(&self.parent, &format!("libpod-{id}"))
     }
 
     /// Nothing of container `id` is left: runtime state, cgroup, rootfs
@@ -172,17 +171,20 @@ network_config_dir = "{net}"
     #[track_caller]
     fn assert_gone(&self, id: &str) {
         let state = Path::new(RUNTIME_ROOT).join(id);
-        let cg = self.cgroup(id);
         let leftovers = || {
             let mut left = Vec::new();
             if state.exists() {
                 left.push(format!("runtime state {}", state.display()));
             }
-            for d in cgroups_at(&cg) {
+            for d in self.cgroups(id) {
                 left.push(format!("cgroup {}", d.display()));
             }
+            // Its own (userdata/shm); the rootfs mounts are named by
+            // layer, and checked in finish() once no container runs.
             for m in self.container_mounts() {
-                left.push(format!("mount {m}"));
+                if m.contains(id) {
+                    left.push(format!("mount {m}"));
+                }
             }
             for p in pids_with_cmdline(&format!("conmon --api-version 1 -c {id}")) {
                 left.push(format!("conmon {p}"));
@@ -214,6 +216,9 @@ network_config_dir = "{net}"
         for id in self.ids.borrow().iter() {
             self.assert_gone(id);
         }
+        if wait_for(10, || self.container_mounts().is_empty().then_some(())).is_none() {
+            panic!("mounts left: {:?}", self.container_mounts());
+        }
         let left = remove_cgroups(&self.parent);
         assert!(left.is_empty(), "cgroups left: {left:?}");
     }
@@ -222,6 +227,7 @@ network_config_dir = "{net}"
 impl Drop for Podman {
     /// Best effort after a failed test.
     fn drop(&mut self) {
+        let _ = self.run(&["pod", "rm", "-a", "-f", "-t", "0"]);
         let _ = self.run(&["rm", "-a", "-f", "-t", "0"]);
         for id in self.ids.borrow().iter() {
             for p in pids_with_cmdline(&format!("conmon --api-version 1 -c {id}")) {
@@ -321,7 +327,8 @@ fn detached_exec_pause_stop_rm() {
 
     ok(&p.run(&["pause", &id]));
     assert_eq!(p.inspect(&id, "{{.State.Status}}"), "paused");
-    let freezer = cgroups_at(&p.cgroup(&id))
+    let freezer = p
+        .cgroups(&id)
         .into_iter()
         .map(|d| d.join("freezer.state"))
         .find(|f| f.exists());
@@ -407,5 +414,63 @@ fn read_only_root_and_tmpfs_copyup() {
         ]
     );
     p.assert_gone(&id);
+    p.finish();
+}
+
+/// A pod, as Kubernetes makes them: podman's infra container (catatonit)
+/// holds the network, IPC and UTS namespaces, and the pod's containers join
+/// them; the whole pod goes with `pod rm`.
+#[test]
+fn pod_containers_share_namespaces() {
+    let p = Podman::new();
+    let pod = format!("berth-pod-{}", std::process::id());
+    ok(&p.run(&[
+        "pod",
+        "create",
+        "--name",
+        &pod,
+        "--cgroup-parent",
+        &p.parent,
+        "--share",
+        "net,ipc,uts",
+        "--hostname",
+        "podhost",
+    ]));
+    let infra = p.run(&["pod", "inspect", "--format", "{{.InfraContainerID}}", &pod]);
+    let infra = ok(&infra).trim().to_string();
+    p.ids.borrow_mut().push(infra.clone());
+
+    let (out, web) = p.run_container(&["-d", "--pod", &pod], &["sleep", "1000"]);
+    ok(&out);
+    let pid = p.inspect(&web, "{{.State.Pid}}");
+    let ns = |kind: &str| {
+        std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (out, app) = p.run_container(
+        &["--rm", "--pod", &pod],
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/net; readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid; hostname",
+        ],
+    );
+    let text = ok(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], ns("net"));
+    assert_eq!(lines[1], ns("ipc"));
+    assert_ne!(
+        lines[2],
+        ns("pid"),
+        "each container has its own pid namespace"
+    );
+    assert_eq!(lines[3], "podhost");
+    p.assert_gone(&app);
+
+    ok(&p.run(&["pod", "rm", "-f", "-t", "0", &pod]));
+    p.assert_gone(&web);
+    p.assert_gone(&infra);
     p.finish();
 }

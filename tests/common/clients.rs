@@ -75,6 +75,27 @@ pub fn cgroups_at(rel: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Cgroups named `name` anywhere under `parent` (a cgroup path), in every
+/// hierarchy.
+pub fn find_cgroups(parent: &str, name: &str) -> Vec<PathBuf> {
+    fn walk(d: &Path, name: &str, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(d).into_iter().flatten().flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name() == name {
+                out.push(e.path());
+            }
+            walk(&e.path(), name, out);
+        }
+    }
+    let mut out = Vec::new();
+    for d in cgroups_at(parent) {
+        walk(&d, name, &mut out);
+    }
+    out
+}
+
 /// Removes the cgroup `rel` (and its sub-cgroups) in every hierarchy, deepest
 /// first. rmdir fails on a cgroup with processes, so a leftover process
 /// shows as an error here. Returns what could not be removed.
