@@ -164,6 +164,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         output(self.run_cmd(flags, id, cmd))
     }
 
+    /// `ctr task exec`, its FIFOs in our temp dir too.
+    fn exec_cmd(&self, args: &[&str]) -> Command {
+        let fifo = self.path().join("fifo");
+        let mut all = vec!["task", "exec", "--fifo-dir", fifo.to_str().unwrap()];
+        all.extend(args);
+        self.ctr_cmd(&all)
+    }
+
     /// The task's pid and status as `ctr task ls` shows them.
     fn task(&self, id: &str) -> Option<(i32, String)> {
         let out = ok(&self.ctr(&["task", "ls"]));
@@ -370,16 +378,14 @@ fn exec_ps_pause_resume_kill() {
     let pid = c.wait_status(&cid, "RUNNING");
     assert!(pid > 0);
 
-    let out = c.ctr(&[
-        "task",
-        "exec",
+    let out = output(c.exec_cmd(&[
         "--exec-id",
         "e1",
         &cid,
         "sh",
         "-c",
         "echo in-exec; cat /proc/1/cmdline; exit 4",
-    ]);
+    ]));
     assert_eq!(out.status.code(), Some(4), "stderr: {}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("in-exec\nsh\0-c\0"), "{text:?}");
@@ -487,17 +493,7 @@ fn terminal_for_run_and_exec() {
     let bg = id("ctd-tty-exec");
     ok(&c.run(&["-d"], &bg, &["sleep", "1000"]));
     c.wait_status(&bg, "RUNNING");
-    let out = in_pty(&c.ctr_cmd(&[
-        "task",
-        "exec",
-        "-t",
-        "--exec-id",
-        "t1",
-        &bg,
-        "sh",
-        "-c",
-        "tty; exit 6",
-    ]));
+    let out = in_pty(&c.exec_cmd(&["-t", "--exec-id", "t1", &bg, "sh", "-c", "tty; exit 6"]));
     assert_eq!(out.status.code(), Some(6), "{}", stdout(&out));
     let lines = pty_lines(&out);
     assert!(
