@@ -8,10 +8,27 @@
 //! /proc/self/mountinfo and treat every hierarchy on its own terms, so the
 //! decision is per controller, not per host.
 
+mod apply;
+mod attach_warmup;
+mod controller;
+mod convert;
+pub mod devices;
+mod freezer;
 mod hierarchy;
+mod merge;
+mod oom;
 mod resources;
+mod stats;
+mod v1;
+mod v2;
 
+pub use attach_warmup::AttachWarmup;
+pub use controller::{Controller, Dir};
+pub use freezer::{is_frozen, set_frozen, thaw};
 pub use hierarchy::{Hierarchies, Hierarchy, HierarchyKind, Layout, v2_controllers};
+pub use merge::merge;
+pub use oom::{Notice, OomWatcher};
+pub use stats::Stats;
 
 use std::fs;
 use std::io::{ErrorKind, Write};
@@ -42,6 +59,19 @@ pub enum Error {
     Busy { path: PathBuf, waited_ms: u128 },
     #[error("cgroup: cannot apply {what}: {why}")]
     Unsupported { what: String, why: String },
+    #[error("cgroup: invalid {what}: {why}")]
+    Invalid { what: String, why: String },
+    #[error("cgroup: write {value:?} to {path} ({field}): {source}")]
+    Write {
+        value: String,
+        path: PathBuf,
+        field: String,
+        source: std::io::Error,
+    },
+    #[error("cgroup: {0}")]
+    DeviceRule(#[from] devices::Error),
+    #[error("cgroup: {0}")]
+    DeviceFilter(#[from] devices::attach::Error),
     #[error(
         "cgroup: the systemd cgroup driver was asked for, but systemd is not running here (no /run/systemd/system); drop --systemd-cgroup"
     )]
@@ -68,6 +98,10 @@ pub struct Cgroup {
     /// The cgroup path as the config gave it (or the default), for messages.
     pub path: String,
     pub dirs: Vec<CgroupDir>,
+    /// The resources applied (create, then each update), so that an update
+    /// can derive values from fields it does not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -116,7 +150,11 @@ impl Cgroup {
                 }
             })
             .collect();
-        Ok(Cgroup { path, dirs })
+        Ok(Cgroup {
+            path,
+            dirs,
+            resources: None,
+        })
     }
 
     /// Makes the directories, enabling v2 controllers down the path and
@@ -269,12 +307,12 @@ impl CgroupDir {
                 .map(Path::to_path_buf)
                 .collect();
             anc.reverse();
-            for a in anc
-                .iter()
-                .filter(|a| a.join("cgroup.subtree_control").exists())
-            {
+            for a in &anc {
                 if missing.iter().any(|m| m == a) {
                     self.mkdir(a)?;
+                } else if !a.join("cgroup.subtree_control").exists() {
+                    // Above the hierarchy's mount point.
+                    continue;
                 }
                 enable_subtree_controllers(a)?;
             }
@@ -399,66 +437,6 @@ fn collect_pids(dir: &Path, out: &mut Vec<Pid>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether the container's processes are frozen (`pause`): the v1 freezer
-/// says FROZEN, or v2's cgroup.freeze is 1.
-pub fn is_frozen(cg: &Cgroup) -> bool {
-    cg.dirs.iter().any(|d| match &d.kind {
-        HierarchyKind::V1(cs) if cs.iter().any(|c| c == "freezer") => {
-            fs::read_to_string(d.dir.join("freezer.state"))
-                .map(|s| s.trim() == "FROZEN")
-                .unwrap_or(false)
-        }
-        HierarchyKind::V2 => fs::read_to_string(d.dir.join("cgroup.freeze"))
-            .map(|s| s.trim() == "1")
-            .unwrap_or(false),
-        _ => false,
-    })
-}
-
-/// Freezes (`pause`) or thaws (`resume`) every process of the container: the
-/// v1 freezer where it is mounted, else v2's cgroup.freeze.
-pub fn set_frozen(cg: &Cgroup, frozen: bool) -> Result<()> {
-    if let Some(d) = cg.dirs.iter().find(|d| d.kind.has_controller("freezer")) {
-        write_file(
-            &d.dir.join("freezer.state"),
-            if frozen { "FROZEN" } else { "THAWED" },
-        )?;
-        if frozen {
-            // FREEZING means still in progress: wait for FROZEN.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while fs::read_to_string(d.dir.join("freezer.state"))
-                .map(|s| s.trim() == "FREEZING")
-                .unwrap_or(false)
-            {
-                if Instant::now() > deadline {
-                    let _ = write_file(&d.dir.join("freezer.state"), "THAWED");
-                    return Err(Error::Busy {
-                        path: d.dir.clone(),
-                        waited_ms: 5000,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        return Ok(());
-    }
-    if let Some(d) = cg.dirs.iter().find(|d| d.kind == HierarchyKind::V2) {
-        return write_file(&d.dir.join("cgroup.freeze"), if frozen { "1" } else { "0" });
-    }
-    Err(Error::Unsupported {
-        what: "pause".into(),
-        why: "no freezer on this host (neither v1 freezer nor cgroup v2)".into(),
-    })
-}
-
-/// Thaws, tolerating a cgroup that is already gone.
-pub fn thaw(cg: &Cgroup) -> Result<()> {
-    if !cg.exists() || !is_frozen(cg) {
-        return Ok(());
-    }
-    set_frozen(cg, false)
 }
 
 /// Writes `value` to a cgroup file in one write(2), as the kernel wants.

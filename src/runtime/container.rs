@@ -156,6 +156,9 @@ impl Runtime {
     /// waiting for `start`. Returns its record.
     pub fn create(&self, mut opts: CreateOpts) -> Result<Record> {
         state::validate_id(&opts.id)?;
+        let hierarchies = Hierarchies::detect()?;
+        // Reaped when create returns; see cgroups::attach_warmup.
+        let _warmup = cgroups::AttachWarmup::start(&hierarchies);
         let bundle = absolute(&opts.bundle)?;
         let spec = plan::load_spec(&bundle)?;
         let plan = Plan::from_spec(&spec, &bundle)?;
@@ -212,15 +215,12 @@ impl Runtime {
         dir.write(&record)?;
         guard.dir = Some(dir);
 
-        let hierarchies = Hierarchies::detect()?;
         let mut cg = Cgroup::plan(&hierarchies, plan.cgroups_path.as_deref(), &opts.id)?;
         cg.create()?;
         guard.cgroup = Some(cg.clone());
+        cg.apply(&plan.resources.clone().unwrap_or_default())?;
         record.cgroup = Some(cg.clone());
         let cg_ref = &cg;
-        if let Some(res) = &plan.resources {
-            cg_ref.apply(res)?;
-        }
 
         let listener =
             UnixListener::bind(exec_socket_path(&dir_fd)).map_err(|source| Error::Io {

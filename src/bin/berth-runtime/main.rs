@@ -74,6 +74,10 @@ enum Command {
     Resume(commands::IdArg),
     /// List a container's processes
     Ps(commands::ps::Args),
+    /// Change a container's resource limits
+    Update(Box<commands::update::Args>),
+    /// Stream a container's resource usage and OOM events as JSON
+    Events(commands::events::Args),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +111,8 @@ fn main() -> ExitCode {
         Command::Pause(a) => commands::pause(&g, &a.id),
         Command::Resume(a) => commands::resume(&g, &a.id),
         Command::Ps(a) => commands::ps::run(&g, a),
+        Command::Update(a) => commands::update::run(&g, *a),
+        Command::Events(a) => commands::events::run(&g, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
