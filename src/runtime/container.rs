@@ -157,8 +157,6 @@ impl Runtime {
     pub fn create(&self, mut opts: CreateOpts) -> Result<Record> {
         state::validate_id(&opts.id)?;
         let hierarchies = Hierarchies::detect()?;
-        // Reaped when create returns; see cgroups::attach_warmup.
-        let _warmup = cgroups::AttachWarmup::start(&hierarchies);
         let bundle = absolute(&opts.bundle)?;
         let spec = plan::load_spec(&bundle)?;
         let plan = Plan::from_spec(&spec, &bundle)?;
@@ -390,6 +388,10 @@ impl Runtime {
         } else if ns.creates(NsKind::User) {
             namespaces::write_id_maps(child, &plan.uid_mappings, &plan.gid_mappings, false)?;
         }
+        // The init mounts its filesystems while the cgroup.procs writes
+        // wait out the kernel's RCU grace period (~10 ms on v1 after idle);
+        // it waits for CgroupsJoined before anything that needs them.
+        parent_chan.send(&FromParent::Continue)?;
         cg.add_task(init_pid, cloned_into_v2)?;
         if let Some(adj) = process.oom_score_adj {
             let path = PathBuf::from(format!("/proc/{init_pid}/oom_score_adj"));
@@ -399,7 +401,7 @@ impl Runtime {
                 source,
             })?;
         }
-        parent_chan.send(&FromParent::Continue)?;
+        parent_chan.send(&FromParent::CgroupsJoined)?;
 
         record.pid = init_pid.as_raw();
         record.pid_start = state::proc_stat(init_pid.as_raw())

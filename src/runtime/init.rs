@@ -157,9 +157,6 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .map_err(sys("setuid 0 in the user namespace"))?;
     }
-    if a.stage1.new_cgroupns {
-        namespaces::unshare(CloneFlags::CLONE_NEWCGROUP)?;
-    }
     for (kind, fd, path) in &a.stage1.join_after {
         namespaces::join(*kind, fd, path)?;
     }
@@ -174,13 +171,22 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
         join_session_keyring(a.id);
     }
 
+    let joined = CgroupGate {
+        chan: &a.chan,
+        new_ns: a.stage1.new_cgroupns,
+        passed: std::cell::Cell::new(false),
+    };
     let ctx = rootfs::Context {
         plan,
         in_userns,
         hierarchies: a.hierarchies,
         cgroup: a.cgroup,
+        cgroups_joined: &|| joined.pass(),
     };
     let root = rootfs::prepare(&ctx)?;
+    joined
+        .pass()
+        .map_err(sys("wait for the cgroups to be joined"))?;
 
     a.chan.send(&FromChild::Mounted)?;
     match a.chan.recv::<FromParent>()? {
@@ -290,6 +296,33 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
     let err = stub.exec(&program, &p.args, &env);
     let _ = conn.write_all(format!("exec {program}: {err}").as_bytes());
     Err(err.into())
+}
+
+/// Where the init waits for the parent to have moved it into its cgroups
+/// (once): the moves overlap the mounts made before it. A new cgroup
+/// namespace is made here, so that it is rooted in the container's cgroup.
+struct CgroupGate<'a> {
+    chan: &'a Channel,
+    new_ns: bool,
+    passed: std::cell::Cell<bool>,
+}
+
+impl CgroupGate<'_> {
+    fn pass(&self) -> std::result::Result<(), Errno> {
+        if self.passed.get() {
+            return Ok(());
+        }
+        match self.chan.recv::<FromParent>() {
+            Ok(FromParent::CgroupsJoined) => {}
+            Ok(_) => return Err(Errno::EPROTO),
+            Err(_) => return Err(Errno::EPIPE),
+        }
+        if self.new_ns {
+            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)?;
+        }
+        self.passed.set(true);
+        Ok(())
+    }
 }
 
 /// Joins/unshares namespaces that cannot be set up by clone flags.

@@ -67,6 +67,9 @@ pub struct Context<'a> {
     pub in_userns: bool,
     pub hierarchies: Option<&'a Hierarchies>,
     pub cgroup: Option<&'a Cgroup>,
+    /// Returns once the init is in its cgroups (and its new cgroup
+    /// namespace): called before the first cgroup mount.
+    pub cgroups_joined: &'a dyn Fn() -> std::result::Result<(), Errno>,
 }
 
 /// Step one, before pivot_root: propagation, the rootfs bind, the spec's
@@ -391,6 +394,10 @@ fn apply_propagation(root: &Root, dest: &Path, props: &[MsFlags]) -> Result<()> 
 /// its cgroup directories otherwise, as runc does.
 fn mount_cgroup(ctx: &Context<'_>, root: &Root, m: &MountPlan) -> Result<()> {
     let dest = &m.destination;
+    (ctx.cgroups_joined)().map_err(sys(
+        "wait for the cgroups to be joined before mounting",
+        dest,
+    ))?;
     let Some(hier) = ctx.hierarchies else {
         return Err(Error::Refused {
             dest: dest.clone(),
