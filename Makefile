@@ -54,3 +54,37 @@ bench: deps fixtures build
 clean:
 	$(CARGO) clean
 	rm -rf rootfs-fixtures/build
+
+# --- The cgroup v2 VM (vm/README.md) ------------------------------------------
+# This host's cgroups are hybrid; pure v2 is tested in a qemu VM (TCG) booting
+# Debian's kernel over the host's / (read-only, under a tmpfs overlay).
+VM_APT_PACKAGES := qemu-system-x86 cpio busybox-static xz-utils zstd iproute2 util-linux
+# Which tests `make vm-test` runs in the VM: cargo test selection flags
+# (VM_TESTS= runs every test), and the test binaries' own flags.
+VM_TESTS ?= --test 'cgroup*'
+VM_TEST_ARGS ?=
+VM_TIMEOUT ?= 1800
+
+.PHONY: vm-deps vm-kernel vm-selftest vm-test
+
+vm-deps:
+	@missing=""; for p in $(VM_APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "vm-deps: installing$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "vm-deps: all installed"; fi
+
+# Fetches and caches the kernel (vm/cache/, git-ignored) and the initramfs.
+vm-kernel: vm-deps
+	bash vm/fetch-kernel.sh
+	bash vm/build-initramfs.sh
+
+vm-selftest: vm-kernel
+	vm/run-in-vm.sh --timeout 600 -- vm/selftest.sh
+
+# The selftest, then the selected tests, built here and run in the VM.
+vm-test: deps fixtures vm-selftest
+	CARGO=$(CARGO) BERTH_VM_TIMEOUT=$(VM_TIMEOUT) vm/cargo-test.sh $(CARGO_FLAGS) $(VM_TESTS) -- $(VM_TEST_ARGS)
