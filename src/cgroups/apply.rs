@@ -113,7 +113,7 @@ fn write_error(w: &Write, path: &Path, source: std::io::Error) -> Error {
         value: w.value.clone(),
         path: path.to_path_buf(),
         field: w.field.clone(),
-        source,
+        err: source,
     }
 }
 
@@ -175,7 +175,7 @@ fn verify(w: &Write, path: &Path) -> Result<()> {
         .map_err(|source| Error::Io {
             op: "read",
             path: path.to_path_buf(),
-            source,
+            err: source,
         })?
         .trim()
         .to_string();
@@ -239,7 +239,7 @@ fn raise_rt_ancestors(dir: &Path, runtime: i64, period: u64, field: &str) -> Res
                 value,
                 path: rt_file.clone(),
                 field: format!("{field} (raising an ancestor's budget)"),
-                source,
+                err: source,
             })?;
         }
     }
@@ -260,11 +260,11 @@ fn read_i64(p: &Path) -> Result<i64> {
     let text = fs::read_to_string(p).map_err(|source| Error::Io {
         op: "read",
         path: p.to_path_buf(),
-        source,
+        err: source,
     })?;
     text.trim().parse::<i64>().map_err(|_| Error::Io {
         op: "parse",
         path: p.to_path_buf(),
-        source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+        err: std::io::Error::from(std::io::ErrorKind::InvalidData),
     })
 }

@@ -47,11 +47,13 @@ pub enum Error {
     NoHierarchy,
     #[error("cgroup: invalid cgroupsPath {path:?}: {why}")]
     InvalidPath { path: String, why: &'static str },
-    #[error("cgroup: {op} {path}: {source}")]
+    #[error("cgroup: {op} {path}: {err}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        /// Not `source`: the message shows it, and a chained source
+        /// would print it twice.
+        err: std::io::Error,
     },
     #[error("cgroup: {path} still has processes after {waited_ms} ms")]
     Busy { path: PathBuf, waited_ms: u128 },
@@ -59,16 +61,18 @@ pub enum Error {
     Unsupported { what: String, why: String },
     #[error("cgroup: invalid {what}: {why}")]
     Invalid { what: String, why: String },
-    #[error("cgroup: write {value:?} to {path} ({field}): {source}")]
+    #[error("cgroup: write {value:?} to {path} ({field}): {err}")]
     Write {
         value: String,
         path: PathBuf,
         field: String,
-        source: std::io::Error,
+        /// Not `source`: the message shows it, and a chained source
+        /// would print it twice.
+        err: std::io::Error,
     },
-    #[error("cgroup: {0}")]
+    #[error(transparent)]
     DeviceRule(#[from] devices::Error),
-    #[error("cgroup: {0}")]
+    #[error(transparent)]
     DeviceFilter(#[from] devices::attach::Error),
     #[error(
         "cgroup: the systemd cgroup driver was asked for, but systemd is not running here (no /run/systemd/system); drop --systemd-cgroup"
@@ -82,7 +86,7 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Er
     move |source| Error::Io {
         op,
         path: path.to_path_buf(),
-        source,
+        err: source,
     }
 }
 
@@ -185,7 +189,7 @@ impl Cgroup {
         .map_err(|e| Error::Io {
             op: "open",
             path: d.dir.clone(),
-            source: e.into(),
+            err: e.into(),
         })?;
         // SAFETY: open returned a new fd that nothing else owns.
         Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
@@ -244,7 +248,7 @@ impl Cgroup {
                     return Err(Error::Io {
                         op: "kill",
                         path: PathBuf::from(pid.to_string()),
-                        source: e.into(),
+                        err: e.into(),
                     });
                 }
             }
@@ -287,7 +291,7 @@ impl CgroupDir {
         // so ENOENT restarts the walk.
         for _attempt in 0..8 {
             match self.create_once() {
-                Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => continue,
+                Err(Error::Io { err, .. }) if err.kind() == ErrorKind::NotFound => continue,
                 other => return other,
             }
         }
@@ -345,7 +349,7 @@ impl CgroupDir {
             Err(e) => Err(Error::Io {
                 op: "mkdir",
                 path: dir.to_path_buf(),
-                source: e,
+                err: e,
             }),
         }
     }
@@ -367,7 +371,7 @@ impl CgroupDir {
                     return Err(Error::Io {
                         op: "rmdir",
                         path: dir.clone(),
-                        source: e,
+                        err: e,
                     });
                 }
             }
@@ -384,7 +388,7 @@ fn remove_tree(dir: &Path, start: Instant, wait: Duration) -> Result<()> {
             return Err(Error::Io {
                 op: "read",
                 path: dir.to_path_buf(),
-                source: e,
+                err: e,
             });
         }
     };
@@ -411,7 +415,7 @@ fn remove_tree(dir: &Path, start: Instant, wait: Duration) -> Result<()> {
                 return Err(Error::Io {
                     op: "rmdir",
                     path: dir.to_path_buf(),
-                    source: e,
+                    err: e,
                 });
             }
         }
@@ -427,7 +431,7 @@ fn collect_pids(dir: &Path, out: &mut Vec<Pid>) -> Result<()> {
             return Err(Error::Io {
                 op: "read",
                 path: procs,
-                source: e,
+                err: e,
             });
         }
     };

@@ -40,7 +40,11 @@ enum Kind {
 }
 
 fn sys(op: &'static str, path: PathBuf) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { op, path, source }
+    move |source| Error::Io {
+        op,
+        path,
+        err: source,
+    }
 }
 
 impl OomWatcher {
@@ -64,7 +68,7 @@ impl OomWatcher {
                     return Err(Error::Io {
                         op: "eventfd for",
                         path: control_path,
-                        source: std::io::Error::last_os_error(),
+                        err: std::io::Error::last_os_error(),
                     });
                 }
                 // SAFETY: eventfd returned a new fd that nothing else owns.
@@ -92,7 +96,7 @@ impl OomWatcher {
                     return Err(Error::Io {
                         op: "inotify for",
                         path: events,
-                        source: std::io::Error::last_os_error(),
+                        err: std::io::Error::last_os_error(),
                     });
                 }
                 // SAFETY: inotify_init1 returned a new fd that nothing else owns.
@@ -101,7 +105,7 @@ impl OomWatcher {
                     |_| Error::Io {
                         op: "watch",
                         path: events.clone(),
-                        source: std::io::ErrorKind::InvalidInput.into(),
+                        err: std::io::ErrorKind::InvalidInput.into(),
                     },
                 )?;
                 // SAFETY: a valid fd and C string.
@@ -111,7 +115,7 @@ impl OomWatcher {
                     return Err(Error::Io {
                         op: "watch",
                         path: events,
-                        source: std::io::Error::last_os_error(),
+                        err: std::io::Error::last_os_error(),
                     });
                 }
                 let last = oom_kills(&events);

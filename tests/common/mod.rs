@@ -353,6 +353,11 @@ impl Cgroups {
         self.v2.clone()
     }
 
+    /// How many hierarchies a container gets a directory in.
+    pub fn hierarchies(&self) -> usize {
+        self.v1.len() + usize::from(self.v2.is_some())
+    }
+
     /// Whether the host is pure cgroup v2.
     pub fn unified(&self) -> bool {
         self.v1.is_empty() && self.v2.is_some()
