@@ -156,7 +156,6 @@ impl Runtime {
     /// waiting for `start`. Returns its record.
     pub fn create(&self, mut opts: CreateOpts) -> Result<Record> {
         state::validate_id(&opts.id)?;
-        let hierarchies = Hierarchies::detect()?;
         let bundle = absolute(&opts.bundle)?;
         let spec = plan::load_spec(&bundle)?;
         let plan = Plan::from_spec(&spec, &bundle)?;
@@ -213,6 +212,7 @@ impl Runtime {
         dir.write(&record)?;
         guard.dir = Some(dir);
 
+        let hierarchies = Hierarchies::detect()?;
         let mut cg = Cgroup::plan(&hierarchies, plan.cgroups_path.as_deref(), &opts.id)?;
         cg.create()?;
         guard.cgroup = Some(cg.clone());
