@@ -161,7 +161,9 @@ impl Engine {
         if rec.host_config.init {
             ctx.init_binary = Some(self.install_init()?);
         }
-        ctx.default_seccomp = Some(super::seccomp_default::profile(&super::spec::capabilities(&rec.host_config)?));
+        ctx.default_seccomp = Some(super::seccomp_default::profile(&super::spec::capabilities(
+            &rec.host_config,
+        )?));
         let spec = super::spec::build(&rec.config, &rec.host_config, &ctx)?;
         let bundle = p.bundle();
         std::fs::create_dir_all(&bundle).map_err(io("create", &bundle))?;
