@@ -488,6 +488,10 @@ impl Runtime {
         } else if let Some(mapper) = id_mapper {
             namespaces::write_id_maps(child, &plan.uid_mappings, &plan.gid_mappings, mapper)?;
         }
+        // The init mounts its filesystems while the cgroup.procs writes
+        // wait out the kernel's RCU grace period (~10 ms on v1 after idle);
+        // it waits for CgroupsJoined before anything that needs them.
+        parent_chan.send(&FromParent::Continue)?;
         if let Some(cg) = cg {
             cg.add_task(init_pid, cloned_into_v2)?;
         }
@@ -499,7 +503,7 @@ impl Runtime {
                 source,
             })?;
         }
-        parent_chan.send(&FromParent::Continue)?;
+        parent_chan.send(&FromParent::CgroupsJoined)?;
 
         record.pid = init_pid.as_raw();
         record.pid_start = state::proc_stat(init_pid.as_raw())
@@ -810,9 +814,9 @@ impl Runtime {
 
 fn cgroup_permission_error(e: &cgroups::Error) -> bool {
     match e {
-        cgroups::Error::Io { source, .. } => {
-            source.kind() == std::io::ErrorKind::PermissionDenied
-                || matches!(source.raw_os_error(), Some(libc::EROFS | libc::EPERM))
+        cgroups::Error::Io { err, .. } => {
+            err.kind() == std::io::ErrorKind::PermissionDenied
+                || matches!(err.raw_os_error(), Some(libc::EROFS | libc::EPERM))
         }
         _ => false,
     }

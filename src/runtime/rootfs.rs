@@ -71,6 +71,9 @@ pub struct Context<'a> {
     pub in_userns: bool,
     pub hierarchies: Option<&'a Hierarchies>,
     pub cgroup: Option<&'a Cgroup>,
+    /// Returns once the init is in its cgroups (and its new cgroup
+    /// namespace): called before the first cgroup mount.
+    pub cgroups_joined: &'a dyn Fn() -> std::result::Result<(), Errno>,
 }
 
 /// The proc and sysfs mounts we made, held by fd: masked and read-only
@@ -475,6 +478,10 @@ fn apply_propagation(root: &Root, dest: &Path, props: &[MsFlags]) -> Result<()> 
 /// its cgroup directories otherwise, as runc does.
 fn mount_cgroup(ctx: &Context<'_>, root: &Root, m: &MountPlan) -> Result<()> {
     let dest = &m.destination;
+    (ctx.cgroups_joined)().map_err(sys(
+        "wait for the cgroups to be joined before mounting",
+        dest,
+    ))?;
     let Some(hier) = ctx.hierarchies else {
         return Err(Error::Refused {
             dest: dest.clone(),

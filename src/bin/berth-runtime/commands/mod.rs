@@ -2,12 +2,14 @@
 
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod exec;
 pub mod kill;
 pub mod list;
 pub mod ps;
 pub mod run;
 pub mod spec;
+pub mod update;
 
 use std::path::PathBuf;
 
