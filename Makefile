@@ -96,4 +96,4 @@ vm-selftest: vm-kernel
 
 # The selftest, then the selected tests, built here and run in the VM.
 vm-test: deps fixtures vm-selftest
-	CARGO=$(CARGO) BERTH_VM_TIMEOUT=$(VM_TIMEOUT) vm/cargo-test.sh $(CARGO_FLAGS) $(VM_TESTS) -- $(VM_TEST_ARGS)
+	CARGO=$(CARGO) BERTH_VM_TIMEOUT=$(VM_TIMEOUT) vm/cargo-test.sh $(VM_TESTS) -- $(VM_TEST_ARGS)
