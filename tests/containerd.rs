@@ -86,7 +86,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             ns: format!("berth-test-{}-{n}", std::process::id()),
             ids: Default::default(),
         };
-        let ready = wait_for(30, || {
+        let ready = poll_until(30, || {
             if let Some(d) = c.daemon.as_mut()
                 && let Ok(Some(st)) = d.try_wait()
             {
@@ -183,7 +183,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
     #[track_caller]
     fn wait_status(&self, id: &str, want: &str) -> i32 {
-        match wait_for(10, || self.task(id).filter(|(_, s)| s == want)) {
+        match poll_until(10, || self.task(id).filter(|(_, s)| s == want)) {
             Some((pid, _)) => pid,
             None => panic!("task {id} is {:?}, wanted {want}", self.task(id)),
         }
@@ -237,7 +237,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             }
             left
         };
-        if wait_for(10, || leftovers().is_empty().then_some(())).is_none() {
+        if poll_until(10, || leftovers().is_empty().then_some(())).is_none() {
             panic!("container {id} left behind: {:?}", leftovers());
         }
     }
@@ -273,7 +273,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                 nix::unistd::Pid::from_raw(d.id() as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
-            let exited = wait_for(10, || d.try_wait().ok().flatten());
+            let exited = poll_until(10, || d.try_wait().ok().flatten());
             if exited.is_none() {
                 let _ = d.kill();
                 let _ = d.wait();
@@ -463,7 +463,7 @@ fn exec_ps_pause_resume_kill() {
         &["sh", "-c", "sleep 1000 & sleep 1001 & wait"],
     ));
     c.wait_status(&all, "RUNNING");
-    wait_for(10, || {
+    poll_until(10, || {
         (ok(&c.ctr(&["task", "ps", &all])).lines().count() >= 4).then_some(())
     })
     .expect("the container's three processes");

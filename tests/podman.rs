@@ -191,7 +191,7 @@ network_config_dir = "{net}"
             }
             left
         };
-        if wait_for(10, || leftovers().is_empty().then_some(())).is_none() {
+        if poll_until(10, || leftovers().is_empty().then_some(())).is_none() {
             panic!("container {id} left behind: {:?}", leftovers());
         }
     }
@@ -216,7 +216,7 @@ network_config_dir = "{net}"
         for id in self.ids.borrow().iter() {
             self.assert_gone(id);
         }
-        if wait_for(10, || self.container_mounts().is_empty().then_some(())).is_none() {
+        if poll_until(10, || self.container_mounts().is_empty().then_some(())).is_none() {
             panic!("mounts left: {:?}", self.container_mounts());
         }
         let left = remove_cgroups(&self.parent);
@@ -244,7 +244,7 @@ impl Drop for Podman {
         for m in mounts {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
-        let _ = wait_for(5, || remove_cgroups(&self.parent).is_empty().then_some(()));
+        let _ = poll_until(5, || remove_cgroups(&self.parent).is_empty().then_some(()));
     }
 }
 
