@@ -10,6 +10,9 @@ APT_PACKAGES := busybox-static umoci skopeo libseccomp-dev pkg-config gcc \
 	runc util-linux procps
 APT_PACKAGES += docker-registry apache2-utils openssl zstd pigz python3 tar
 APT_PACKAGES += uidmap
+APT_PACKAGES += nftables iproute2 curl
+# berth-runtime under containerd and podman (tests/containerd.rs, tests/podman.rs)
+APT_PACKAGES += containerd podman conmon catatonit
 
 .PHONY: all deps fixtures build test unit integration run bench bench-deps clean lint fmt
 
@@ -104,4 +107,4 @@ vm-selftest: vm-kernel
 
 # The selftest, then the selected tests, built here and run in the VM.
 vm-test: deps fixtures vm-selftest
-	CARGO=$(CARGO) BERTH_VM_TIMEOUT=$(VM_TIMEOUT) vm/cargo-test.sh $(CARGO_FLAGS) $(VM_TESTS) -- $(VM_TEST_ARGS)
+	CARGO=$(CARGO) BERTH_VM_TIMEOUT=$(VM_TIMEOUT) vm/cargo-test.sh $(VM_TESTS) -- $(VM_TEST_ARGS)

@@ -12,5 +12,6 @@ pub mod image;
 pub mod inroot;
 pub mod linux;
 pub mod logging;
+pub mod network;
 pub mod overlay;
 pub mod runtime;

@@ -134,6 +134,11 @@ fn a_wiped_state_dir_is_recovered() {
     b.wait_for("the container to die with its shim", || {
         b.status("reboot") == "exited"
     });
+    // A reboot takes the mounts under the state dir (network namespaces)
+    // with it too.
+    for m in mounts_under(&b.state()).iter().rev() {
+        nix::mount::umount2(std::path::Path::new(m), nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
     std::fs::remove_dir_all(b.state()).unwrap();
     assert_eq!(b.status("reboot"), "exited");
     ok(&b.run(&["start", "reboot"]));

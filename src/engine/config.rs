@@ -96,7 +96,14 @@ pub struct HostConfig {
     pub restart_policy: RestartPolicy,
     pub auto_remove: bool,
     pub init: bool,
+    /// none, host, bridge (or ""), container:NAME, or a network's name.
     pub network_mode: String,
+    /// `-p`, in docker's shape: "80/tcp" → host bindings.
+    #[serde(default)]
+    pub port_bindings: crate::network::ports::PortBindings,
+    /// `-P`: publish every exposed port on a free host port.
+    #[serde(default)]
+    pub publish_all_ports: bool,
 }
 
 /// Everything spec generation needs beyond the config: decided at start.

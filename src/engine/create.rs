@@ -139,6 +139,7 @@ impl Engine {
         }
         // Validate what can be checked now, before anything is made.
         super::spec::capabilities(&host)?;
+        self.check_network(&host)?;
         for m in &host.mounts {
             if m.kind == "bind" && !std::path::Path::new(&m.source).exists() {
                 return Err(Error::Usage(format!(
@@ -197,6 +198,32 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// The network mode names something that exists, and ports are
+    /// published only where they can be.
+    fn check_network(&self, host: &super::config::HostConfig) -> Result<()> {
+        use crate::network::{self, Mode};
+        let mode = Mode::parse(&host.network_mode)?;
+        match &mode {
+            Mode::Bridge(n) => {
+                self.networks().get(n)?;
+            }
+            Mode::Container(c) => {
+                self.containers.resolve(c)?;
+            }
+            Mode::None | Mode::Host => {}
+        }
+        network::ports::specs(&host.port_bindings, false, []).map_err(network::Error::from)?;
+        if (!host.port_bindings.is_empty() || host.publish_all_ports)
+            && !matches!(mode, Mode::Bridge(_))
+        {
+            return Err(Error::Usage(format!(
+                "conflicting options: port publishing and network mode {:?} (ports are published from bridge networks only)",
+                host.network_mode
+            )));
+        }
+        Ok(())
     }
 
     fn reserve_random_name(&self, id: &str) -> Result<String> {

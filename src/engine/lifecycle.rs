@@ -63,6 +63,10 @@ impl Engine {
         let on_disk = self.containers.read_state(&rec.id);
         if on_disk.status != st.status {
             let _ = self.runtime().delete(&rec.id, true);
+            // What the dead shim could not take down: veth, rules, netns.
+            if let Err(e) = self.networks().detach(&rec.id) {
+                tracing::warn!("reclaim the network of {}: {e}", rec.name);
+            }
             overlay::unmount(&self.containers.paths(&rec.id).rootfs())?;
             let mut fixed = st.clone();
             fixed
@@ -99,6 +103,9 @@ impl Engine {
         match self.write_bundle(rec, &rootfs) {
             Ok(()) => Ok(()),
             Err(e) => {
+                if let Err(ne) = self.networks().detach(&rec.id) {
+                    tracing::warn!("undo the network of {}: {ne}", rec.name);
+                }
                 let _ = overlay::unmount(&rootfs);
                 Err(e)
             }
@@ -131,17 +138,7 @@ impl Engine {
             cgroups_path: Engine::cgroups_path(&rec.id),
             ..Default::default()
         };
-        let net = rec.host_config.network_mode.as_str();
-        match net {
-            "" | "none" | "default" => {}
-            "host" => ctx.host_network = true,
-            other => {
-                return Err(Error::Usage(format!(
-                    "network mode {other:?} is not supported yet: use none or host"
-                )));
-            }
-        }
-        ctx.etc_files = self.write_etc_files(rec, ctx.host_network)?;
+        ctx.etc_files = self.join_network(rec, &mut ctx)?;
         let vols = self.volumes();
         for m in &rec.host_config.mounts {
             let opts = if m.rw { vec![] } else { vec!["ro".to_string()] };
@@ -164,12 +161,87 @@ impl Engine {
         if rec.host_config.init {
             ctx.init_binary = Some(self.install_init()?);
         }
-        ctx.default_seccomp = Some(super::seccomp_default::profile(&super::spec::capabilities(&rec.host_config)?));
+        ctx.default_seccomp = Some(super::seccomp_default::profile(&super::spec::capabilities(
+            &rec.host_config,
+        )?));
         let spec = super::spec::build(&rec.config, &rec.host_config, &ctx)?;
         let bundle = p.bundle();
         std::fs::create_dir_all(&bundle).map_err(io("create", &bundle))?;
         super::record::write_json(&bundle.join("config.json"), &spec)?;
         Ok(())
+    }
+
+    /// The container's network namespace (a new one, another container's,
+    /// or the host's) and the /etc files that go with it.
+    fn join_network(
+        &self,
+        rec: &Record,
+        ctx: &mut RuntimeContext,
+    ) -> Result<Vec<(PathBuf, &'static str)>> {
+        use crate::network::{Join, Mode, ports};
+        let mode = Mode::parse(&rec.host_config.network_mode)?;
+        match mode {
+            Mode::Host => {
+                ctx.host_network = true;
+                self.write_etc_files(rec, true)
+            }
+            Mode::Container(target) => {
+                let tid = self.containers.resolve(&target)?;
+                let trec = self.containers.read(&tid)?;
+                let tst = self.live_state(&tid);
+                if !matches!(tst.status, Status::Running | Status::Paused) {
+                    return Err(Error::Usage(format!(
+                        "cannot join the network of container {}: it is {}",
+                        trec.name, tst.status
+                    )));
+                }
+                let mut files = self.write_etc_files(rec, false)?;
+                if Mode::parse(&trec.host_config.network_mode)? == Mode::Host {
+                    ctx.host_network = true;
+                } else {
+                    let att = self.networks().attachment(&tid).ok_or_else(|| {
+                        Error::Usage(format!(
+                            "cannot join the network of container {}: it has no network namespace of its own",
+                            trec.name
+                        ))
+                    })?;
+                    ctx.netns_path = Some(att.netns);
+                }
+                // One namespace, one view of it: the target's hosts and
+                // resolv.conf (its own host name stays).
+                let tp = self.containers.paths(&tid);
+                files.retain(|(_, dest)| *dest == "/etc/hostname");
+                files.push((tp.dir.join("hosts"), "/etc/hosts"));
+                files.push((tp.dir.join("resolv.conf"), "/etc/resolv.conf"));
+                Ok(files)
+            }
+            Mode::None | Mode::Bridge(_) => {
+                let files = self.write_etc_files(rec, false)?;
+                let network = match &mode {
+                    Mode::Bridge(n) => Some(n.as_str()),
+                    _ => None,
+                };
+                let specs = ports::specs(
+                    &rec.host_config.port_bindings,
+                    rec.host_config.publish_all_ports,
+                    rec.config.exposed_ports.keys().cloned(),
+                )
+                .map_err(crate::network::Error::from)?;
+                let hosts_file = self.containers.paths(&rec.id).dir.join("hosts");
+                let att = self.networks().attach(
+                    network,
+                    &Join {
+                        id: &rec.id,
+                        name: &rec.name,
+                        hostname: &rec.config.hostname,
+                        hosts_file: &hosts_file,
+                        ports: &specs,
+                    },
+                )?;
+                ctx.netns_path = Some(att.netns);
+                Ok(files)
+            }
+        }
     }
 
     /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
@@ -256,6 +328,7 @@ impl Engine {
         match ready {
             Ok(r) if r.ok => Ok(r),
             Ok(r) => {
+                let _ = self.networks().detach(id);
                 let _ = overlay::unmount(&self.containers.paths(id).rootfs());
                 Err(Error::Shim {
                     name: rec.name.clone(),
@@ -263,6 +336,7 @@ impl Engine {
                 })
             }
             Err(e) => {
+                let _ = self.networks().detach(id);
                 let _ = overlay::unmount(&self.containers.paths(id).rootfs());
                 Err(e)
             }
@@ -406,6 +480,34 @@ impl Engine {
         self.remove_files(&rec, volumes)
     }
 
+    /// Takes off their networks the containers that are gone or whose shim
+    /// died (a crash), leaving alone any that a command is starting now
+    /// (it holds the container's lock). Their IDs.
+    pub fn reclaim_networks(&self) -> Result<Vec<String>> {
+        let nets = self.networks();
+        let mut done = Vec::new();
+        for id in nets.state()?.attachments.keys() {
+            let lock = match self.containers.try_lock(id) {
+                Ok(Some(l)) => Some(l),
+                Ok(None) => continue,
+                // No directory: the container is gone.
+                Err(_) => None,
+            };
+            if lock.is_some()
+                && self.containers.read(id).is_ok()
+                && matches!(
+                    self.live_state(id).status,
+                    Status::Running | Status::Restarting | Status::Paused
+                )
+            {
+                continue;
+            }
+            nets.detach(id)?;
+            done.push(id.clone());
+        }
+        Ok(done)
+    }
+
     /// Waits (a bounded time) for a finishing shim to exit, so the next
     /// step sees its final state.
     fn wait_shim_gone(&self, id: &str) {
@@ -423,6 +525,7 @@ impl Engine {
     pub(crate) fn remove_files(&self, rec: &Record, volumes: bool) -> Result<()> {
         let p = self.containers.paths(&rec.id);
         let _ = self.runtime().delete(&rec.id, true);
+        self.networks().detach(&rec.id)?;
         overlay::unmount(&p.rootfs())?;
         if volumes {
             self.remove_anonymous_volumes(rec);

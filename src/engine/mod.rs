@@ -54,6 +54,8 @@ pub enum Error {
     Restart(#[from] restart::ParseError),
     #[error(transparent)]
     Units(#[from] units::Error),
+    #[error(transparent)]
+    Network(Box<crate::network::Error>),
     #[error("container {name} is {status}: {what}")]
     WrongState {
         name: String,
@@ -85,6 +87,12 @@ impl From<crate::image::store::Error> for Error {
 impl From<crate::image::registry::Error> for Error {
     fn from(e: crate::image::registry::Error) -> Error {
         Error::Registry(Box::new(e))
+    }
+}
+
+impl From<crate::network::Error> for Error {
+    fn from(e: crate::network::Error) -> Error {
+        Error::Network(Box::new(e))
     }
 }
 
@@ -129,6 +137,12 @@ impl Engine {
 
     pub fn volumes(&self) -> volumes::Volumes {
         volumes::Volumes::new(&self.root)
+    }
+
+    /// The networks: definitions and attachments under the root,
+    /// namespaces bound under the state dir.
+    pub fn networks(&self) -> crate::network::Networks {
+        crate::network::Networks::new(&self.root.join("networks"), &self.state.join("netns"))
     }
 
     /// The OCI runtime, with its state under ours.

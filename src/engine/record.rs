@@ -354,6 +354,25 @@ impl Containers {
         Ok(Lock { _lock: lock })
     }
 
+    /// The lock if no other command holds it now.
+    pub fn try_lock(&self, id: &str) -> Result<Option<Lock>> {
+        let p = self.paths(id);
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&p.dir)
+            .map_err(io("open", &p.dir))?;
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(Lock { _lock: lock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(Error::Io {
+                op: "lock",
+                path: p.dir.clone(),
+                source: e.into(),
+            }),
+        }
+    }
+
     pub fn read(&self, id: &str) -> Result<Record> {
         let p = self.paths(id).config();
         if !p.exists() {

@@ -12,21 +12,62 @@ pub const IMAGE: &str = "localhost/busybox:latest";
 
 pub struct Berth {
     pub dir: tempfile::TempDir,
+    /// This engine's default bridge: a name of its own, so tests running
+    /// at once (each with its own engine root) do not share one.
+    pub bridge: String,
 }
 
 impl Berth {
     /// A fresh engine with the fixture image loaded.
     pub fn new() -> Berth {
         require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-engine.")
+            .tempdir()
+            .expect("temp dir");
+        let mut rnd = [0u8; 5];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rnd))
+            .expect("random bytes");
+        let tag: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
         let b = Berth {
-            dir: tempfile::Builder::new()
-                .prefix("berth-test-engine.")
-                .tempdir()
-                .expect("temp dir"),
+            dir,
+            bridge: format!("bt{tag}"),
         };
         let archive = super::fixtures().join("busybox-oci.tar");
         super::ok(&b.run(&["load", "-i", archive.to_str().unwrap()]));
+        // The default network's definition (the engine makes the same with
+        // bridge berth0 when there is none); its subnet is chosen free.
+        let defs = b.root().join("networks/defs");
+        std::fs::create_dir_all(&defs).expect("networks dir");
+        std::fs::write(
+            defs.join("bridge.json"),
+            serde_json::json!({"name": "bridge", "id": format!("{tag}{}", "0".repeat(54)), "bridge": b.bridge})
+                .to_string(),
+        )
+        .expect("write the default network");
         b
+    }
+
+    /// The bridges of this engine's networks (the default and any made by
+    /// `network create`), whether or not they exist now.
+    pub fn bridges(&self) -> Vec<String> {
+        let mut out = vec![self.bridge.clone()];
+        for e in std::fs::read_dir(self.root().join("networks/defs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path()).unwrap_or_default())
+                    .unwrap_or_default();
+            if let Some(b) = v["bridge"].as_str()
+                && !out.iter().any(|o| o == b)
+            {
+                out.push(b.to_string());
+            }
+        }
+        out
     }
 
     pub fn root(&self) -> PathBuf {
@@ -94,6 +135,19 @@ impl Berth {
                 Vec::<PathBuf>::new(),
                 "cgroups of {id} left behind"
             );
+        }
+        let links = super::network::links();
+        let ruleset = super::network::ruleset();
+        for br in self.bridges() {
+            assert!(!links.contains(&br), "bridge {br} left behind: {links:?}");
+            let table = format!("berth_{}", br.replace('-', "_"));
+            assert!(
+                !ruleset.contains(&table),
+                "nft table {table} left behind:\n{ruleset}"
+            );
+        }
+        for id in ids {
+            super::network::assert_no_trace(id);
         }
         let root = self.root().display().to_string();
         for p in std::fs::read_dir("/proc").unwrap().flatten() {

@@ -164,7 +164,13 @@ fn run_detached(engine: Engine, rec: Record, attach_first: bool, ready: OwnedFd)
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
     match Shim::new(engine, rec, attach_first, ready) {
-        Ok(mut shim) => shim.run(),
+        Ok(mut shim) => {
+            let code = shim.run();
+            // Exit with every client connection still open: a client that
+            // waits for our hang-up then knows we are gone, not just closing.
+            // SAFETY: the process ends here; nothing needs dropping.
+            unsafe { libc::_exit(code) }
+        }
         Err((mut ready, msg)) => {
             let _ = ready.write_all(
                 serde_json::to_string(&Ready {
@@ -277,6 +283,7 @@ impl Shim {
     /// nothing of it stays mounted.
     fn fail_start(&mut self, msg: &str) {
         let _ = self.engine.runtime().delete(&self.rec.id, true);
+        self.detach_network();
         let _ = crate::overlay::unmount(&self.paths.rootfs());
         self.state.status = Status::Exited;
         self.state.exit_code =
@@ -603,6 +610,7 @@ impl Shim {
     /// The container has exited for good.
     fn finish(&mut self) {
         self.state.status = Status::Exited;
+        self.detach_network();
         self.save_state();
         if let Err(e) = crate::overlay::unmount(&self.paths.rootfs()) {
             tracing::warn!("{e}");
@@ -614,6 +622,16 @@ impl Shim {
         }
         self.broadcast_exit();
         self.finished = true;
+    }
+
+    /// The container's network goes with it (a restart keeps it: the
+    /// namespace is bound, so it outlives the container's processes).
+    /// A failure is kept in the state's error (the shim has no stderr).
+    fn detach_network(&mut self) {
+        if let Err(e) = self.engine.networks().detach(&self.rec.id) {
+            tracing::warn!("take {} off its network: {e}", self.rec.name);
+            self.state.error = format!("take the container off its network: {e}");
+        }
     }
 
     fn broadcast_exit(&mut self) {

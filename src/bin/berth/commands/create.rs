@@ -12,6 +12,7 @@ use berth::engine::{Engine, mounts, units};
 use berth::image::manifest::Platform;
 use berth::image::reference::Reference;
 use berth::image::registry::{self, Options};
+use berth::network::ports;
 
 use crate::Cli;
 
@@ -107,9 +108,15 @@ pub struct CreateFlags {
     /// Run an init (berth-init) as pid 1 that forwards signals and reaps
     #[arg(long)]
     pub init: bool,
-    /// Network: none or host
-    #[arg(long = "network", alias = "net", default_value = "none")]
+    /// Network: bridge, none, host, container:NAME, or a network's name
+    #[arg(long = "network", alias = "net", default_value = "bridge")]
     pub network: String,
+    /// Publish a port: [hostIP:][hostPort:]containerPort[/tcp|/udp]
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes on a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Pull the image from a plain-HTTP registry if absent
     #[arg(long)]
     pub insecure: bool,
@@ -176,6 +183,14 @@ impl CreateFlags {
             auto_remove: self.rm,
             init: self.init,
             network_mode: self.network.clone(),
+            port_bindings: ports::to_bindings(
+                &self
+                    .publish
+                    .iter()
+                    .map(|p| p.parse::<ports::PortSpec>())
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+            ),
+            publish_all_ports: self.publish_all,
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             cpu_shares: self.cpu_shares.unwrap_or(0),
             pids_limit: self.pids_limit.unwrap_or(0),

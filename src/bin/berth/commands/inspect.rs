@@ -83,8 +83,58 @@ pub fn inspect_json(engine: &Engine, id: &str) -> Result<serde_json::Value> {
             "UpperDir": p.upper(), "WorkDir": p.work(), "MergedDir": p.rootfs(),
         }},
         "Mounts": mounts,
-        "NetworkSettings": {"Networks": {rec.host_config.network_mode.clone(): {}}, "IPAddress": "", "Ports": {}},
+        "NetworkSettings": network_settings(engine, &rec),
     }))
+}
+
+/// docker's `NetworkSettings`, from the container's attachment while it
+/// has one.
+fn network_settings(engine: &Engine, rec: &berth::engine::record::Record) -> serde_json::Value {
+    let att = engine.networks().attachment(&rec.id);
+    let mode = &rec.host_config.network_mode;
+    let name = if mode.is_empty() || mode == "default" {
+        berth::network::DEFAULT_NETWORK
+    } else {
+        mode.as_str()
+    };
+    let mut ports = serde_json::Map::new();
+    let (mut ip, mut gateway, mut prefix, mut sandbox) =
+        (String::new(), String::new(), 0, String::new());
+    if let Some(a) = &att {
+        for m in &a.ports {
+            let key = format!("{}/{}", m.container_port, m.proto);
+            let entry = ports.entry(key).or_insert_with(|| json!([]));
+            if let Some(list) = entry.as_array_mut() {
+                list.push(
+                    json!({"HostIp": m.host_ip.to_string(), "HostPort": m.host_port.to_string()}),
+                );
+            }
+        }
+        if let (Some(i), Some(s)) = (a.ip, a.subnet) {
+            ip = i.to_string();
+            gateway = s.gateway().to_string();
+            prefix = s.prefix();
+        }
+        sandbox = a.netns.display().to_string();
+    }
+    let network_id = engine
+        .networks()
+        .get(name)
+        .map(|n| n.id)
+        .unwrap_or_default();
+    json!({
+        "SandboxKey": sandbox,
+        "Ports": ports,
+        "IPAddress": ip,
+        "IPPrefixLen": prefix,
+        "Gateway": gateway,
+        "Networks": {name: {
+            "NetworkID": network_id,
+            "IPAddress": ip,
+            "IPPrefixLen": prefix,
+            "Gateway": gateway,
+        }},
+    })
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<i32> {

@@ -10,7 +10,9 @@ mod kill;
 mod load;
 mod login;
 mod logs;
+mod network;
 mod pause;
+mod port;
 mod ps;
 mod pull;
 mod rename;
@@ -71,6 +73,13 @@ pub enum Command {
     Pause(pause::Args),
     /// Thaw a container's processes
     Unpause(pause::Args),
+    /// Show a container's published ports
+    Port(port::Args),
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        command: network::Command,
+    },
     /// Manage volumes
     Volume {
         #[command(subcommand)]
@@ -129,6 +138,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Rename(args) => rename::run(cli, args),
         Command::Pause(args) => pause::run(cli, args, true),
         Command::Unpause(args) => pause::run(cli, args, false),
+        Command::Port(args) => port::run(cli, args),
+        Command::Network { command } => network::run(cli, command),
         Command::Volume { command } => volume::run(cli, command),
         Command::System { command } => system::run(cli, command),
         Command::Info => system::info(cli),

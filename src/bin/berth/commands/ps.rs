@@ -66,6 +66,20 @@ pub fn run(cli: &Cli, args: &Args) -> Result<i32> {
         }
     }
     rows.sort_by(|a, b| b.0.created.cmp(&a.0.created));
+    let net_state = engine.networks().state().unwrap_or_default();
+    let ports = |r: &Record| {
+        net_state
+            .attachments
+            .get(&r.id)
+            .map(|a| {
+                a.ports
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
     if args.quiet {
         for (r, _) in &rows {
             println!(
@@ -100,7 +114,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<i32> {
                 let v = serde_json::json!({
                     "ID": &r.id[..12], "Image": r.image, "Command": command(r), "CreatedAt": r.created,
                     "Status": status_line(st), "State": st.status.to_string(), "Names": r.name,
-                    "Labels": r.config.labels, "Ports": "",
+                    "Labels": r.config.labels, "Ports": ports(r),
                 });
                 println!("{v}");
             }
@@ -119,7 +133,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<i32> {
                         command(r),
                         super::human_age(Some(&r.created)),
                         status_line(st),
-                        String::new(),
+                        ports(r),
                         r.name.clone(),
                     ]
                 })

@@ -38,6 +38,10 @@ fn prune(cli: &Cli, volumes: bool) -> Result<i32> {
             }
         }
     }
+    // Network leftovers of containers that are gone or whose shim died.
+    for id in engine.reclaim_networks()? {
+        println!("Reclaimed network of: {id}");
+    }
     // Leftovers of a crash: runtime state without an engine record.
     let rt = engine.runtime();
     for st in rt.list().unwrap_or_default() {
@@ -134,6 +138,8 @@ pub fn info(cli: &Cli) -> Result<i32> {
         "SELinux: {}",
         yes(std::path::Path::new("/sys/fs/selinux/enforce").exists())
     );
-    println!("Networking: none and host (bridge networks are not implemented yet)");
+    println!(
+        "Networking: bridge (default), none, host, container:NAME, user-defined bridges; nftables"
+    );
     Ok(0)
 }
