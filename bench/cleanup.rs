@@ -31,9 +31,39 @@ impl Sweep {
     }
 }
 
+/// The bench engines' default bridge, see `Ctx::bridge`.
+pub fn bridge_name(prefix: &str) -> String {
+    format!("{prefix}br")
+}
+
+/// The bridge and its nftables table (`inet berth_<bridge>`, as the engine
+/// names it), if the engine left them.
+fn remove_bridge(bridge: &str) {
+    if std::path::Path::new("/sys/class/net").join(bridge).exists() {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", bridge])
+            .status();
+        eprintln!("bench: removed a leftover bridge {bridge}");
+    }
+    let table = format!("berth_{bridge}");
+    let listed = std::process::Command::new("nft")
+        .args(["list", "table", "inet", &table])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if listed {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &table])
+            .status();
+        eprintln!("bench: removed a leftover nftables table {table}");
+    }
+}
+
 impl Drop for Sweep {
     fn drop(&mut self) {
         unmount_under(&self.work);
+        remove_bridge(&bridge_name(&self.prefix));
         for h in hierarchies() {
             remove_cgroups(&h, &self.prefix, 0);
         }

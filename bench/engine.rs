@@ -25,9 +25,24 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(ctx: &Ctx, tag: &str) -> Result<Engine> {
+        let root = ctx.dir(&format!("{tag}-berth-root"))?;
+        // The default network on a bridge of the bench's own, not the
+        // host's berth0 (as the integration tests do); the engine deletes
+        // it with its last container, the sweep if anything is left.
+        let defs = root.join("networks/defs");
+        std::fs::create_dir_all(&defs)?;
+        std::fs::write(
+            defs.join("bridge.json"),
+            serde_json::json!({
+                "name": "bridge",
+                "id": format!("{:0<64}", ctx.prefix),
+                "bridge": ctx.bridge(),
+            })
+            .to_string(),
+        )?;
         Ok(Engine {
             prog: ctx.berth.clone(),
-            root: ctx.dir(&format!("{tag}-berth-root"))?,
+            root,
             state: ctx.state_dir(&format!("{tag}-berth-state"))?,
         })
     }
@@ -119,9 +134,18 @@ pub fn run(ctx: &Ctx) -> Result<Section> {
         }
     };
 
-    let mut names: Vec<&str> = vec!["berth"];
-    let mut cmds: Vec<Box<dyn Fn(usize) -> Cmd>> =
-        vec![Box::new(|_| eng.cmd().args(["run", "--rm", IMAGE, "true"]))];
+    // Like for like: crun's bundle (runc spec) and podman (netns none) give
+    // the container a network namespace with only lo, as --network none
+    // does; the default bridge network (veth, address, NAT rules) is a row
+    // of its own.
+    let mut names: Vec<&str> = vec!["berth", "berth, bridge network"];
+    let mut cmds: Vec<Box<dyn Fn(usize) -> Cmd>> = vec![
+        Box::new(|_| {
+            eng.cmd()
+                .args(["run", "--rm", "--network", "none", IMAGE, "true"])
+        }),
+        Box::new(|_| eng.cmd().args(["run", "--rm", IMAGE, "true"])),
+    ];
     if let Some(c) = &crun {
         names.push("crun (bare bundle)");
         let b: &Path = &bundle;
@@ -149,7 +173,8 @@ pub fn run(ctx: &Ctx) -> Result<Section> {
     for (k, name) in names.iter().enumerate() {
         sec.row("run --rm true", name, Unit::Ms, samples[k].clone());
     }
-    sec.note("berth: overlay mount of the image, cgroup, shim, exit status, removal; crun: `crun run` of a ready bundle (no image, no overlay, no shim)");
+    sec.note("berth: `run --rm --network none`: overlay mount of the image, cgroup, shim, exit status, removal; crun: `crun run` of a ready bundle (no image, no overlay, no shim); both with a new network namespace holding only lo");
+    sec.note("berth, bridge network: the default network, on a bridge of the bench's own that the engine makes for the container and deletes after it (veth pair, address, nftables table)");
     if podman.is_some() {
         sec.note("podman: private storage and config under a temp dir, runtime runc (crun refuses the hybrid cgroups), cgroupfs, events to a file, netns none, nofile 20000");
     }

@@ -136,6 +136,12 @@ impl Ctx {
         measure::fresh_dir(&self.run, name)
     }
 
+    /// The bridge of the bench engines' default network (at most 15
+    /// characters: `bb` and a pid, then `br`).
+    pub fn bridge(&self) -> String {
+        cleanup::bridge_name(&self.prefix)
+    }
+
     pub fn id(&self, tag: &str, i: usize) -> String {
         format!("{}-{tag}-{i}", self.prefix)
     }

@@ -24,7 +24,18 @@ impl Podman {
             anyhow::bail!("podman is not installed (make bench installs it)");
         }
         let dir = ctx.dir(&format!("{tag}-podman"))?;
-        let run = ctx.state_dir(&format!("{tag}-podman-run"))?;
+        // The runroot must be at most 50 characters: conmon's exit command
+        // (`podman container cleanup --rm`, given `--runroot`) refuses a
+        // longer one and exits 125, and `podman run --rm` then waits out
+        // its 20 s conmon timeout on every run. Hence a short name, used
+        // as the runroot itself.
+        let run = ctx.state_dir(&format!("pm{tag}"))?;
+        if run.as_os_str().len() > 50 {
+            anyhow::bail!(
+                "podman's runroot {} is longer than podman's limit of 50 characters: use a shorter --work",
+                run.display()
+            );
+        }
         let p = |s: &str| dir.join(s).display().to_string();
         let r = |s: &str| run.join(s).display().to_string();
         // Podman's defaults are above what the container may get here: this
@@ -64,7 +75,7 @@ network_config_dir = "{networks}"
         );
         let storage = format!(
             "[storage]\ndriver = \"overlay\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
-            r("runroot"),
+            run.display(),
             p("graphroot")
         );
         let mut registries = "unqualified-search-registries = []\n".to_string();
@@ -73,8 +84,9 @@ network_config_dir = "{networks}"
                 "\n[[registry]]\nlocation = \"{r}\"\ninsecure = true\n"
             ));
         }
-        // No static_dir: set, it makes every `run --rm` wait 20 s for
-        // conmon (podman 4.3); its default is under the private graphroot.
+        // No static_dir: podman's exit command (`--root` given, no
+        // `--static-dir`) would use graphroot/libpod, another database, and
+        // every `run --rm` would wait 20 s for conmon (podman 4.3).
         std::fs::create_dir_all(dir.join("networks"))?;
         std::fs::create_dir_all(run.join("tmp"))?;
         std::fs::write(dir.join("containers.conf"), conf)?;

@@ -32,9 +32,17 @@ impl Who<'_> {
 
     fn start(&self, id: &str) -> Cmd {
         match self {
-            Who::Engine(e) => e
-                .cmd()
-                .args(["run", "-d", "--name", id, IMAGE, "sleep", "1000000"]),
+            Who::Engine(e) => e.cmd().args([
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--name",
+                id,
+                IMAGE,
+                "sleep",
+                "1000000",
+            ]),
             Who::Runtime(rt, bundle) => {
                 rt.cmd().args(["run", "-d", "--bundle"]).arg(bundle).arg(id)
             }
