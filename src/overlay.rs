@@ -35,10 +35,18 @@ pub struct Overlay {
     pub upper: PathBuf,
     pub work: PathBuf,
     pub target: PathBuf,
+    /// Mount with `volatile` (Linux 5.10+): no syncs of the upper layer,
+    /// neither the container's fsyncs nor the syncfs of the whole upper
+    /// filesystem that an unmount does (tens of ms while anything else
+    /// writes to that disk). Only for a container whose upper layer is
+    /// thrown away when it exits (`run --rm`), as podman does for `--rm`.
+    pub volatile: bool,
 }
 
 /// The kernel copies mount data into one page.
 const MAX_DATA: usize = 4095;
+
+const VOLATILE: &str = ",volatile";
 
 impl Overlay {
     /// The mount data. Layers are named relative to their common parent when
@@ -58,7 +66,7 @@ impl Overlay {
             self.upper.display(),
             self.work.display()
         );
-        if data.len() <= MAX_DATA {
+        if data.len() + VOLATILE.len() <= MAX_DATA {
             return (data, None);
         }
         // Relative to the layers' common ancestor (e.g. ROOT/layers), the
@@ -110,7 +118,26 @@ impl Overlay {
                 errno,
             });
         }
-        let (data, cwd) = self.data();
+        let (mut data, cwd) = self.data();
+        if self.volatile {
+            data.push_str(VOLATILE);
+            // A volatile mount leaves this marker, and the kernel refuses
+            // the next mount while it is there (the upper layer may have
+            // lost writes). The layer of a `--rm` container is disposable:
+            // a second mount (a start after a crash) takes it as it is.
+            let marker = self.work.join("work/incompat");
+            match fs::remove_dir_all(&marker) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        op: "remove",
+                        path: marker,
+                        source,
+                    });
+                }
+            }
+        }
         if data.len() > MAX_DATA {
             return Err(Error::TooLong {
                 target: self.target.clone(),
@@ -118,13 +145,23 @@ impl Overlay {
             });
         }
         let mount = || {
-            nix::mount::mount(
-                Some("overlay"),
-                &self.target,
-                Some("overlay"),
-                MsFlags::empty(),
-                Some(data.as_str()),
-            )
+            let m = |data: &str| {
+                nix::mount::mount(
+                    Some("overlay"),
+                    &self.target,
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(data),
+                )
+            };
+            match m(&data) {
+                // A kernel before 5.10 does not know `volatile`: a plain
+                // mount is as correct, only slower to unmount.
+                Err(Errno::EINVAL) if self.volatile => {
+                    m(data.strip_suffix(VOLATILE).unwrap_or(&data))
+                }
+                r => r,
+            }
         };
         let res = match cwd {
             None => mount(),
@@ -204,6 +241,7 @@ mod tests {
             upper: "/c/u".into(),
             work: "/c/w".into(),
             target: "/c/r".into(),
+            volatile: false,
         };
         assert_eq!(
             o.data(),

@@ -98,6 +98,7 @@ impl Engine {
             upper: p.upper(),
             work: p.work(),
             target: rootfs.clone(),
+            volatile: rec.host_config.auto_remove,
         }
         .mount()?;
         match self.write_bundle(rec, &rootfs) {
