@@ -217,6 +217,27 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Moves the calling thread (a single-threaded process: the container's
+    /// init before it forks) into every hierarchy; `skip_v2` when it was
+    /// started inside the v2 directory already.
+    ///
+    /// Not [`Cgroup::add_task`]'s cost: a v1 `tasks` write of "0" moves only
+    /// the caller, for which the kernel (6.0+, cgroup_procs_write_start)
+    /// skips cgroup_threadgroup_rwsem and so its RCU grace period. The
+    /// caller must be privileged over the host's cgroupfs (no user
+    /// namespace of its own).
+    pub fn join_self(&self, skip_v2: bool) -> Result<()> {
+        for d in &self.dirs {
+            match d.kind {
+                HierarchyKind::V2 if skip_v2 => {}
+                // v2 has no per-thread file that moves a whole process.
+                HierarchyKind::V2 => write_file(&d.dir.join("cgroup.procs"), "0")?,
+                HierarchyKind::V1(_) => write_file(&d.dir.join("tasks"), "0")?,
+            }
+        }
+        Ok(())
+    }
+
     /// The directory whose cgroup.procs lists the container's processes.
     fn procs_dir(&self) -> Option<&CgroupDir> {
         // Every hierarchy holds the same processes; prefer v2 (one file, and

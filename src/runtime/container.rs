@@ -343,6 +343,10 @@ impl Runtime {
         };
         let (parent_chan, child_chan) = sync::pair()?;
         let parent_pid = nix::unistd::getpid().as_raw();
+        // A privileged init moves itself into the v1 hierarchies: without
+        // the RCU grace period (~10 ms) our cgroup.procs writes would wait.
+        let join_cgroup =
+            (cg_ref.is_some() && !slow && !ns.has(NsKind::User)).then_some(v2_fd.is_some());
 
         let child = match namespaces::clone3(clone_flags, v2_fd.as_ref().map(|f| f.as_fd()))? {
             None => init::main(init::Args {
@@ -354,6 +358,7 @@ impl Runtime {
                 console_socket,
                 hierarchies: Some(&hierarchies),
                 cgroup: cg_ref,
+                join_cgroup,
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds,
@@ -382,6 +387,7 @@ impl Runtime {
             slow,
             forks,
             v2_fd.is_some(),
+            join_cgroup.is_some(),
             &mut guard,
         );
         match result {
@@ -457,6 +463,7 @@ impl Runtime {
         slow: bool,
         forks: bool,
         cloned_into_v2: bool,
+        init_joins_cgroup: bool,
         guard: &mut CreateGuard,
     ) -> Result<()> {
         let Some(process) = plan.process.as_ref() else {
@@ -488,11 +495,14 @@ impl Runtime {
         } else if let Some(mapper) = id_mapper {
             namespaces::write_id_maps(child, &plan.uid_mappings, &plan.gid_mappings, mapper)?;
         }
-        // The init mounts its filesystems while the cgroup.procs writes
-        // wait out the kernel's RCU grace period (~10 ms on v1 after idle);
-        // it waits for CgroupsJoined before anything that needs them.
+        // Unless the init moved itself (join_cgroup), it mounts its
+        // filesystems while our cgroup.procs writes wait out the kernel's
+        // RCU grace period (~10 ms on v1 after idle); it waits for
+        // CgroupsJoined before anything that needs them.
         parent_chan.send(&FromParent::Continue)?;
-        if let Some(cg) = cg {
+        if let Some(cg) = cg
+            && !init_joins_cgroup
+        {
             cg.add_task(init_pid, cloned_into_v2)?;
         }
         if let Some(adj) = process.oom_score_adj {

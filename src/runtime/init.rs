@@ -41,6 +41,10 @@ pub struct Args<'a> {
     pub console_socket: Option<OwnedFd>,
     pub hierarchies: Option<&'a Hierarchies>,
     pub cgroup: Option<&'a Cgroup>,
+    /// The init moves itself into `cgroup` (see [`Cgroup::join_self`]);
+    /// otherwise the parent moves it. `.1`: it was cloned into the v2
+    /// directory already.
+    pub join_cgroup: Option<bool>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     /// Fds 3..3+n stay open in the container.
@@ -97,6 +101,8 @@ pub enum Error {
     Seccomp(#[from] seccomp::Error),
     #[error(transparent)]
     Lsm(#[from] super::lsm::Error),
+    #[error("join the container's cgroup: {0}")]
+    Cgroup(#[from] crate::cgroups::Error),
     #[error("{op}: {errno}")]
     Sys { op: String, errno: Errno },
     #[error("process.cwd {path:?}: {why}")]
@@ -169,6 +175,9 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
     }
     if unprivileged_maps {
         nix::sys::prctl::set_dumpable(false).map_err(sys("dumpable"))?;
+    }
+    if let (Some(cg), Some(skip_v2)) = (a.cgroup, a.join_cgroup) {
+        cg.join_self(skip_v2)?;
     }
     let plan = a.plan;
     let in_userns = plan.namespaces.has(NsKind::User);
