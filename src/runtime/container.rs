@@ -164,6 +164,12 @@ impl Runtime {
         }
     }
 
+    /// Compiled seccomp programs, beside the containers' directories (a
+    /// name no container id can have).
+    pub fn seccomp_cache(&self) -> super::seccomp::Cache {
+        super::seccomp::Cache::new(self.root.path.join(".seccomp-cache"))
+    }
+
     /// Creates the container: namespaces, cgroup, filesystem, process
     /// waiting for `start`. Returns its record.
     pub fn create(&self, mut opts: CreateOpts) -> Result<Record> {
@@ -222,7 +228,7 @@ impl Runtime {
         let seccomp = plan
             .seccomp
             .as_ref()
-            .map(super::seccomp::Setup::prepare)
+            .map(|p| super::seccomp::Setup::prepare(p, &self.seccomp_cache()))
             .transpose()?;
 
         let dir = self.root.create(&opts.id)?;

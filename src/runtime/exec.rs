@@ -165,7 +165,7 @@ impl Runtime {
         let linux = spec.linux().clone().unwrap_or_default();
         let seccomp = plan::plan_seccomp(&linux)?
             .as_ref()
-            .map(super::seccomp::Setup::prepare)
+            .map(|p| super::seccomp::Setup::prepare(p, &self.seccomp_cache()))
             .transpose()?;
         let pidfd = crate::linux::pidfd_open(rec.pid).map_err(|errno| Error::Sys {
             op: format!("pidfd_open {}", rec.pid),

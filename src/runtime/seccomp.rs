@@ -437,6 +437,91 @@ pub fn compile(p: &Profile) -> Result<Program> {
     })
 }
 
+/// Compiled programs kept under the runtime's state root, keyed by what
+/// the program depends on, as crun keeps them (`.cache/seccomp`): docker's
+/// default profile takes libseccomp 10-20 ms to compile, on the critical
+/// path of every container start, and is the same for almost every one.
+///
+/// A file is the SHA-256 of the program, then the program: a torn write (a
+/// crash before it reached the disk) reads as a miss, never as a shorter
+/// filter. Only root can write there (the state root is 0700).
+pub struct Cache {
+    dir: PathBuf,
+}
+
+const HASH_LEN: usize = 32;
+
+impl Cache {
+    pub fn new(dir: PathBuf) -> Cache {
+        Cache { dir }
+    }
+
+    /// The cache file of a profile: everything compile() reads, and the
+    /// versions of the compilers (ours and libseccomp).
+    fn path(&self, p: &Profile) -> PathBuf {
+        use sha2::Digest;
+        let key = format!(
+            "berth {} libseccomp {} {}\n{:?}\n{:?}\n{:?}",
+            env!("CARGO_PKG_VERSION"),
+            libseccomp_version(),
+            std::env::consts::ARCH,
+            p.default,
+            p.arches,
+            p.rules
+        );
+        self.dir
+            .join(hex::encode(sha2::Sha256::digest(key.as_bytes())))
+    }
+
+    /// The program from the cache, or compiled (and stored for next time).
+    pub fn compile(&self, p: &Profile) -> Result<Program> {
+        let path = self.path(p);
+        if let Some(insns) = std::fs::read(&path).ok().and_then(|b| Self::check(&b)) {
+            return Ok(Program {
+                insns,
+                flags: p.flags,
+            });
+        }
+        let prog = compile(p)?;
+        if let Err(e) = self.store(&path, &prog) {
+            tracing::debug!("seccomp: cache {}: {e}", path.display());
+        }
+        Ok(prog)
+    }
+
+    fn check(file: &[u8]) -> Option<Vec<libc::sock_filter>> {
+        use sha2::Digest;
+        let (hash, bytes) = file.split_at_checked(HASH_LEN)?;
+        if sha2::Sha256::digest(bytes).as_slice() != hash {
+            return None;
+        }
+        decode(bytes).ok().filter(|i| i.len() <= MAX_INSNS)
+    }
+
+    fn store(&self, path: &Path, prog: &Program) -> std::io::Result<()> {
+        use sha2::Digest;
+        use std::os::unix::fs::DirBuilderExt;
+        let mut bytes = Vec::with_capacity(prog.insns.len() * 8);
+        for i in &prog.insns {
+            bytes.extend_from_slice(&i.code.to_ne_bytes());
+            bytes.extend_from_slice(&[i.jt, i.jf]);
+            bytes.extend_from_slice(&i.k.to_ne_bytes());
+        }
+        let mut file = sha2::Sha256::digest(&bytes).to_vec();
+        file.extend_from_slice(&bytes);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
+        // Whole or not at all, also with two creates storing at once.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &file)?;
+        std::fs::rename(&tmp, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+}
+
 /// The raw program, through a memfd (libseccomp 2.5 exports only to an fd).
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
     let io = |op: &'static str| move |e: std::io::Error| Error::Compile(format!("{op}: {e}"));
@@ -522,8 +607,8 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub fn prepare(p: &Profile) -> Result<Setup> {
-        let program = compile(p)?;
+    pub fn prepare(p: &Profile, cache: &Cache) -> Result<Setup> {
+        let program = cache.compile(p)?;
         let listener = match &p.listener {
             Some(l) => Some((connect_listener(&l.path)?, l.metadata.clone())),
             None => None,
@@ -752,6 +837,34 @@ mod tests {
     fn explicit_empty_flags_mean_none() {
         let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":[]}"#).unwrap();
         assert_eq!(p.flags, 0);
+    }
+
+    #[test]
+    fn cache_returns_the_compiled_program_and_refuses_torn_files() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        let words = |p: &Program| -> Vec<(u16, u8, u8, u32)> {
+            p.insns.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect()
+        };
+        let fresh = compile(&p).unwrap();
+        let first = cache.compile(&p).unwrap();
+        let path = cache.path(&p);
+        assert!(path.is_file(), "stored");
+        let again = cache.compile(&p).unwrap();
+        assert_eq!(words(&first), words(&fresh));
+        assert_eq!(words(&again), words(&fresh));
+        // A shorter file whose length still divides into instructions.
+        let file = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &file[..file.len() - 8]).unwrap();
+        assert!(Cache::check(&std::fs::read(&path).unwrap()).is_none());
+        assert_eq!(words(&cache.compile(&p).unwrap()), words(&fresh));
+        // Another profile, another file.
+        let q = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["rmdir"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#).unwrap();
+        assert_ne!(cache.path(&q), path);
     }
 
     #[test]
