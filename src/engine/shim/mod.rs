@@ -8,6 +8,7 @@
 //! Clients (`attach`, `run` in the foreground, `stop`, `kill`, `wait`) reach
 //! it through a unix socket in a root-only directory ([`protocol`]).
 
+mod memory;
 pub mod protocol;
 
 use std::fs::File;
@@ -165,6 +166,7 @@ fn run_detached(engine: Engine, rec: Record, attach_first: bool, ready: OwnedFd)
     );
     match Shim::new(engine, rec, attach_first, ready) {
         Ok(mut shim) => {
+            memory::release_startup_memory();
             let code = shim.run();
             // Exit with every client connection still open: a client that
             // waits for our hang-up then knows we are gone, not just closing.
