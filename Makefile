@@ -57,7 +57,7 @@ run: deps fixtures build
 	$(BIN)/berth load -i rootfs-fixtures/build/busybox-oci.tar
 	$(BIN)/berth run --rm localhost/busybox:latest sh -c 'echo "hello from a berth container: $$(hostname), pid $$$$, $$(id)"'
 
-# berth against runc, crun, conmon, podman, tar, pigz and umoci (bench/README.md).
+# berth against runc, crun, conmon, podman, tar, pigz and umoci (bench/NOTES.md).
 # BENCH_ARGS=--quick for a short run; --only lifecycle,engine,scale,unpack,pull;
 # --thousand (or BENCH_1000=1) adds 1000 containers. Prints the table and
 # writes bench/results/latest.json.
