@@ -149,25 +149,37 @@ impl Engine {
             }
         }
 
-        let name = match &req.name {
-            Some(n) => {
-                self.containers.reserve_name(n, &id)?;
-                n.clone()
-            }
-            None => self.reserve_random_name(&id)?,
-        };
+        // What crashed commands left goes first (a create is where names
+        // and space are wanted).
+        self.reap();
+        // The directory, locked, comes first: while it has no record, its
+        // lock tells a name's taker that the name is being claimed, and the
+        // reaper that it is being made.
+        let lock = self.containers.create_dir(&id)?;
+        crate::fault::point("create.dir-made");
+        let mut name = None;
         let made = (|| -> Result<Record> {
-            let _lock = self.containers.create_dir(&id)?;
-            let vols = self.volumes();
+            let n = match &req.name {
+                Some(n) => {
+                    self.containers.reserve_name(n, &id)?;
+                    n.clone()
+                }
+                None => self.reserve_random_name(&id)?,
+            };
+            name = Some(n.clone());
+            crate::fault::point("create.name-reserved");
             for m in host.mounts.iter_mut().filter(|m| m.kind == "volume") {
                 if m.anonymous {
                     m.source = names::new_id();
                 }
-                vols.create(&m.source, BTreeMap::new(), true)?;
             }
+            // Marked in use before the record exists: a crash in between
+            // leaves a mark the reaper drops, never a container whose image
+            // `rmi` may delete.
+            images.add_user(&image.id, &id)?;
             let rec = Record {
                 id: id.clone(),
-                name: name.clone(),
+                name: n,
                 created: crate::runtime::state::now_rfc3339(),
                 image: req.image.clone(),
                 image_id: image.id.to_string(),
@@ -183,7 +195,11 @@ impl Engine {
                 },
             )?;
             self.containers.write(&rec)?;
-            images.add_user(&image.id, &id)?;
+            crate::fault::point("create.recorded");
+            // After the record: a crash here leaves a container whose
+            // volumes `start` makes (it makes any that are missing).
+            self.ensure_volumes(&rec)?;
+            crate::fault::point("create.volumes-made");
             Ok(rec)
         })();
         match made {
@@ -193,10 +209,41 @@ impl Engine {
                 if let Ok(rec) = super::record::read_json::<Record>(&p.config()) {
                     self.remove_anonymous_volumes(&rec);
                 }
+                let _ = images.remove_user(&image.id, &id);
                 let _ = std::fs::remove_dir_all(&p.dir);
-                self.containers.release_name(&name, &id);
+                if let Some(n) = name {
+                    self.containers.release_name(&n, &id);
+                }
+                drop(lock);
                 Err(e)
             }
+        }
+    }
+
+    /// Makes the volumes a container's mounts name (named ones on first
+    /// use, anonymous ones at create); those that exist are kept.
+    pub(crate) fn ensure_volumes(&self, rec: &Record) -> Result<()> {
+        let vols = self.volumes();
+        for m in rec.host_config.mounts.iter().filter(|m| m.kind == "volume") {
+            vols.create(&m.source, BTreeMap::new(), true)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes what crashed commands left half done: containers whose
+    /// create or rm was cut short lose their directory, their image mark
+    /// and their names. Failures are logged: this is housekeeping on the
+    /// way to something else.
+    pub fn reap(&self) {
+        match self.containers.reap() {
+            Ok(ids) => {
+                for id in ids {
+                    if let Ok(images) = self.images() {
+                        images.forget_user(&id);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("reap leftovers of crashed commands: {e}"),
         }
     }
 

@@ -120,6 +120,9 @@ pub struct CreateFlags {
     /// Pull the image from a plain-HTTP registry if absent
     #[arg(long)]
     pub insecure: bool,
+    /// The cgroup the container's cgroup is made under (default /berth)
+    #[arg(long = "cgroup-parent", env = "BERTH_CGROUP_PARENT", value_parser = parse_cgroup_parent)]
+    pub cgroup_parent: Option<String>,
     /// The image
     pub image: String,
     /// Command and arguments
@@ -172,6 +175,25 @@ fn parse_ulimit(s: &str) -> Result<Ulimit> {
     })
 }
 
+/// An absolute cgroup path without `.`, `..` or empty parts.
+fn parse_cgroup_parent(s: &str) -> std::result::Result<String, String> {
+    let bad = |why: &str| Err(format!("invalid --cgroup-parent {s:?}: {why}"));
+    let Some(rest) = s.strip_prefix('/') else {
+        return bad("it must start with /");
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return bad("it names the root cgroup");
+    }
+    if rest
+        .split('/')
+        .any(|p| p.is_empty() || p == "." || p == ".." || p.contains('\0'))
+    {
+        return bad("empty, '.' and '..' parts are not allowed");
+    }
+    Ok(format!("/{rest}"))
+}
+
 impl CreateFlags {
     pub fn request(&self) -> Result<Request> {
         let mut host = HostConfig {
@@ -194,6 +216,7 @@ impl CreateFlags {
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             cpu_shares: self.cpu_shares.unwrap_or(0),
             pids_limit: self.pids_limit.unwrap_or(0),
+            cgroup_parent: self.cgroup_parent.clone().unwrap_or_default(),
             ..Default::default()
         };
         if self.rm && host.restart_policy != RestartPolicy::No {
@@ -344,5 +367,13 @@ mod tests {
         assert_eq!(parse_ulimit("core=-1").unwrap().hard, u64::MAX);
         assert!(parse_ulimit("nofile=3:2").is_err());
         assert!(parse_ulimit("nofile").is_err());
+    }
+
+    #[test]
+    fn cgroup_parents() {
+        assert_eq!(parse_cgroup_parent("/a/b/").unwrap(), "/a/b");
+        for bad in ["a", "/", "/a/../b", "/a//b", "/./a", ""] {
+            assert!(parse_cgroup_parent(bad).is_err(), "{bad}");
+        }
     }
 }
