@@ -299,8 +299,31 @@ fn default_seccomp_profile_and_capabilities() {
     // docker's 14 default capabilities: 0x00000000a80425fb.
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
     assert!(out.ends_with("refused\n"), "{out}");
-    let out = ok(&b.run(&["run", "--rm", "--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges", IMAGE, "grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status"]));
+    let out = ok(&b.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "no-new-privileges",
+        IMAGE,
+        "grep",
+        "-E",
+        "^(Seccomp|NoNewPrivs):",
+        "/proc/self/status",
+    ]));
     assert_eq!(out, "NoNewPrivs:\t1\nSeccomp:\t0\n");
-    let out = ok(&b.run(&["run", "--rm", "--cap-drop", "ALL", "--cap-add", "KILL", IMAGE, "grep", "^CapEff:", "/proc/self/status"]));
+    let out = ok(&b.run(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "KILL",
+        IMAGE,
+        "grep",
+        "^CapEff:",
+        "/proc/self/status",
+    ]));
     assert_eq!(out, "CapEff:\t0000000000000020\n");
 }
