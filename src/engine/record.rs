@@ -328,8 +328,8 @@ impl Containers {
     /// Removes what crashed commands left: containers whose removal was
     /// cut short (`.removing-ID`), containers whose creation was (a
     /// directory with no record that no command holds), and names that
-    /// point at nothing. Returns the IDs of the half-made containers, for
-    /// the caller to drop their other traces.
+    /// point at nothing. Returns the IDs of those containers, for the
+    /// caller to drop their other traces (image marks).
     pub fn reap(&self) -> Result<Vec<String>> {
         let dir = self.containers_dir();
         let entries = match fs::read_dir(&dir) {
@@ -343,20 +343,27 @@ impl Containers {
                 });
             }
         };
-        let mut half_made = Vec::new();
+        let mut gone = Vec::new();
         for e in entries.flatten() {
             let Ok(n) = e.file_name().into_string() else {
                 continue;
             };
-            if n.starts_with(REMOVING) {
-                remove_tree(&e.path())?;
+            if let Some(id) = n.strip_prefix(REMOVING) {
+                // The rm that retired it keeps its lock until it is done;
+                // a free lock means that rm was killed.
+                if let Ok(Some(_lock)) = try_lock_dir(&e.path()) {
+                    remove_tree(&e.path())?;
+                    if super::names::valid_id(id) {
+                        gone.push(id.to_string());
+                    }
+                }
             } else if super::names::valid_id(&n)
                 && !self.paths(&n).config().exists()
                 && let Ok(Some(_lock)) = self.try_lock(&n)
                 && !self.paths(&n).config().exists()
             {
                 remove_tree(&e.path())?;
-                half_made.push(n);
+                gone.push(n);
             }
         }
         let names = self.names_dir();
@@ -372,7 +379,7 @@ impl Containers {
                 }
             }
         }
-        Ok(half_made)
+        Ok(gone)
     }
 
     /// Takes a container's directory out of the way in one step (the
@@ -473,21 +480,7 @@ impl Containers {
 
     /// The lock if no other command holds it now.
     pub fn try_lock(&self, id: &str) -> Result<Option<Lock>> {
-        let p = self.paths(id);
-        let f = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(&p.dir)
-            .map_err(io("open", &p.dir))?;
-        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(Some(Lock { _lock: lock })),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-            Err((_, e)) => Err(Error::Io {
-                op: "lock",
-                path: p.dir.clone(),
-                source: e.into(),
-            }),
-        }
+        try_lock_dir(&self.paths(id).dir)
     }
 
     pub fn read(&self, id: &str) -> Result<Record> {
@@ -520,6 +513,24 @@ fn read_owner(path: &Path) -> String {
     match fs::read_link(path) {
         Ok(t) => t.to_string_lossy().into_owned(),
         Err(_) => fs::read_to_string(path).unwrap_or_default(),
+    }
+}
+
+/// A directory's flock if no other process holds it now.
+fn try_lock_dir(dir: &Path) -> Result<Option<Lock>> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(io("open", dir))?;
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(Lock { _lock: lock })),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(Error::Io {
+            op: "lock",
+            path: dir.to_path_buf(),
+            source: e.into(),
+        }),
     }
 }
 
