@@ -61,6 +61,30 @@ impl Berth {
             .prefix("berth-test-engine.")
             .tempdir()
             .expect("temp dir");
+        Berth::in_dir(dir)
+    }
+
+    /// A fresh engine whose root and state are on a tmpfs of `size` (as
+    /// mount(8) reads it: `16m`), for tests that fill the disk. The tmpfs
+    /// goes with the engine.
+    pub fn on_tmpfs(size: &str) -> Berth {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-engine-full.")
+            .tempdir()
+            .expect("temp dir");
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir.path(),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={size},mode=0755").as_str()),
+        )
+        .expect("mount a tmpfs for the engine");
+        Berth::in_dir(dir)
+    }
+
+    fn in_dir(dir: tempfile::TempDir) -> Berth {
         let mut rnd = [0u8; 5];
         std::fs::File::open("/dev/urandom")
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rnd))
@@ -298,11 +322,12 @@ impl Berth {
     /// Nothing of the engine's containers is left on the host: mounts under
     /// the root, cgroups, shims and container processes.
     pub fn assert_clean(&self, ids: &[String]) {
-        assert_eq!(
-            mounts_under(self.dir.path()),
-            Vec::<String>::new(),
-            "mounts left behind"
-        );
+        let dir = self.dir.path().display().to_string();
+        let mounts: Vec<String> = mounts_under(self.dir.path())
+            .into_iter()
+            .filter(|m| *m != dir)
+            .collect();
+        assert_eq!(mounts, Vec::<String>::new(), "mounts left behind");
         for id in ids {
             assert_eq!(
                 super::cgroup_dirs_at(&format!("{}/{id}", self.cgroup_parent)),
@@ -345,21 +370,30 @@ impl Drop for Berth {
             let _ = self.run(&["rm", "-f", "-v", id]);
         }
         self.remove_named_volumes();
-        if !std::thread::panicking() {
-            self.assert_clean(&ids);
-            let leaks = self.leaks();
-            assert!(
+        // Checked before the cleanup below, reported after it: a failed
+        // check must not leave the mounts and cgroups it found.
+        let verdict = (!std::thread::panicking()).then(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.assert_clean(&ids);
+                self.leaks()
+            }))
+        });
+        // Anything still mounted (a failed test) must not block removal;
+        // the engine's own tmpfs (`on_tmpfs`) goes last.
+        for m in mounts_under(self.dir.path()).iter().rev() {
+            let _ = nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH);
+        }
+        super::remove_cgroup_tree(&self.cgroup_parent);
+        match verdict {
+            None => {}
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            Some(Ok(leaks)) => assert!(
                 leaks.is_empty(),
                 "engine {}: {} leak(s):\n  {}",
                 self.dir.path().display(),
                 leaks.len(),
                 leaks.join("\n  ")
-            );
+            ),
         }
-        // Anything still mounted (a failed test) must not block removal.
-        for m in mounts_under(self.dir.path()).iter().rev() {
-            let _ = nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH);
-        }
-        super::remove_cgroup_tree(&self.cgroup_parent);
     }
 }
