@@ -137,19 +137,17 @@ fn read_env_file(path: &PathBuf) -> Result<Vec<String>> {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(expand_env)
+        .filter_map(expand_env)
         .collect())
 }
 
-/// `KEY` alone takes KEY's value from our environment, as docker does.
-fn expand_env(e: &str) -> String {
+/// `KEY` alone takes KEY's value from our environment, or is dropped if
+/// we have none, as docker does.
+fn expand_env(e: &str) -> Option<String> {
     if e.contains('=') {
-        return e.to_string();
+        return Some(e.to_string());
     }
-    match std::env::var(e) {
-        Ok(v) => format!("{e}={v}"),
-        Err(_) => e.to_string(),
-    }
+    std::env::var(e).ok().map(|v| format!("{e}={v}"))
 }
 
 fn parse_ulimit(s: &str) -> Result<Ulimit> {
@@ -285,7 +283,7 @@ impl CreateFlags {
         for f in &self.env_file {
             env.extend(read_env_file(f)?);
         }
-        env.extend(self.env.iter().map(|e| expand_env(e)));
+        env.extend(self.env.iter().filter_map(|e| expand_env(e)));
         let mut labels = BTreeMap::new();
         for l in &self.label {
             let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
