@@ -104,6 +104,36 @@ pub fn merge(req: &Request, image: &oci_spec::image::Config, id: &str) -> Config
     }
 }
 
+/// Longest hostname sethostname(2) takes (HOST_NAME_MAX).
+const HOST_NAME_MAX: usize = 64;
+
+/// The merged config's values the runtime would refuse at start.
+fn check_config(config: &Config) -> Result<()> {
+    for e in &config.env {
+        match e.split_once('=') {
+            Some((k, _)) if !k.is_empty() && !e.contains('\0') => {}
+            _ => {
+                return Err(Error::Usage(format!(
+                    "invalid environment variable {e:?}: use KEY=value"
+                )));
+            }
+        }
+    }
+    if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
+        return Err(Error::Usage(format!(
+            "invalid working directory {:?}: it must be an absolute path",
+            config.working_dir
+        )));
+    }
+    if config.hostname.len() > HOST_NAME_MAX || config.hostname.contains(['/', '\0']) {
+        return Err(Error::Usage(format!(
+            "invalid hostname {:?}: at most {HOST_NAME_MAX} bytes, no '/'",
+            config.hostname
+        )));
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Makes a container from `image` (which the caller made sure is
     /// present). On failure nothing is left: no directory, name or volume.
@@ -137,8 +167,11 @@ impl Engine {
                 });
             }
         }
-        // Validate what can be checked now, before anything is made.
+        // Validate what can be checked now, before anything is made: what
+        // only the shim would refuse leaves a container that never ran.
+        check_config(&config)?;
         super::spec::capabilities(&host)?;
+        super::spec::check_ulimits(&host)?;
         self.check_network(&host)?;
         for m in &host.mounts {
             if m.kind == "bind" && !std::path::Path::new(&m.source).exists() {
