@@ -348,7 +348,15 @@ impl Containers {
             let Ok(n) = e.file_name().into_string() else {
                 continue;
             };
-            if let Some(id) = n.strip_prefix(REMOVING) {
+            if let Some(rest) = n.strip_prefix(CREATING) {
+                // A create killed before its directory got its name: it
+                // holds nothing else yet.
+                let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+                let dead = pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+                if dead && let Ok(Some(_lock)) = try_lock_dir(&e.path()) {
+                    remove_tree(&e.path())?;
+                }
+            } else if let Some(id) = n.strip_prefix(REMOVING) {
                 // The rm that retired it keeps its lock until it is done;
                 // a free lock means that rm was killed.
                 if let Ok(Some(_lock)) = try_lock_dir(&e.path()) {
@@ -442,11 +450,42 @@ impl Containers {
     pub fn create_dir(&self, id: &str) -> Result<Lock> {
         self.ensure_dirs()?;
         let p = self.paths(id);
+        // Made under another name and locked before it gets its own: a
+        // reaper (or a name's taker) that found it without a record and
+        // unlocked would take it for a crashed create's and delete it.
+        // The temp name holds our pid: the reaper leaves it alone while we
+        // live, as mkdir and flock are two steps.
+        let tmp = self
+            .containers_dir()
+            .join(format!("{CREATING}{}-{id}", std::process::id()));
         fs::DirBuilder::new()
             .mode(0o700)
-            .create(&p.dir)
-            .map_err(io("create", &p.dir))?;
-        self.lock(id)
+            .create(&tmp)
+            .map_err(io("create", &tmp))?;
+        let lock = match try_lock_dir(&tmp) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                return Err(Error::Io {
+                    op: "lock",
+                    path: tmp,
+                    source: std::io::ErrorKind::WouldBlock.into(),
+                });
+            }
+            Err(e) => {
+                let _ = fs::remove_dir(&tmp);
+                return Err(e);
+            }
+        };
+        // The flock is the inode's: it moves with the rename.
+        if let Err(source) = fs::rename(&tmp, &p.dir) {
+            let _ = fs::remove_dir(&tmp);
+            return Err(Error::Io {
+                op: "rename",
+                path: tmp,
+                source,
+            });
+        }
+        Ok(lock)
     }
 
     /// Serializes commands on one container (flock on its directory).
@@ -506,6 +545,9 @@ impl Containers {
 
 /// The prefix of a container directory being deleted.
 const REMOVING: &str = ".removing-";
+/// The prefix of a container directory being made (`.creating-PID-ID`,
+/// until it is locked and renamed).
+const CREATING: &str = ".creating-";
 
 /// The ID a name points at: a symlink's target, or (names made by older
 /// versions) a file's content. Empty if unreadable.
