@@ -12,7 +12,7 @@ APT_PACKAGES += docker-registry apache2-utils openssl zstd pigz python3 tar
 APT_PACKAGES += uidmap
 APT_PACKAGES += nftables iproute2 curl
 
-.PHONY: all deps fixtures build test unit integration run bench clean lint fmt
+.PHONY: all deps fixtures build test unit integration run bench clean lint fmt soak
 
 all: build
 
@@ -38,6 +38,18 @@ build:
 # build time than it saves test time on a 2-core CI machine.
 test: deps fixtures
 	$(CARGO) test --no-fail-fast
+
+# The load suite at the issue's figures (500 run/stop/rm cycles by 8
+# clients, 200 running containers under ps/logs/stats); `make test` runs it
+# small. The variables scale it further.
+SOAK_CLIENTS ?= 8
+SOAK_CYCLES ?= 500
+SOAK_RUNNING ?= 200
+SOAK_SECS ?= 60
+soak: deps fixtures
+	BERTH_LOAD_CLIENTS=$(SOAK_CLIENTS) BERTH_LOAD_CYCLES=$(SOAK_CYCLES) \
+	BERTH_LOAD_RUNNING=$(SOAK_RUNNING) BERTH_LOAD_SECS=$(SOAK_SECS) \
+		$(CARGO) test --test load -- --nocapture --test-threads=1
 
 unit:
 	$(CARGO) test $(CARGO_FLAGS) --lib

@@ -501,13 +501,25 @@ fn fill_disk(dir: &Path, leave: u64) -> PathBuf {
     let filler = dir.join("filler");
     let f = std::fs::File::create(&filler).unwrap();
     // fallocate, not set_len: tmpfs charges only written or allocated pages.
-    nix::fcntl::fallocate(
-        std::os::fd::AsRawFd::as_raw_fd(&f),
-        nix::fcntl::FallocateFlags::empty(),
-        0,
-        free.saturating_sub(leave) as i64,
-    )
-    .unwrap();
+    // A running container writes meanwhile: ask for less until it fits,
+    // then top up page by page.
+    let alloc = |off: u64, len: u64| {
+        nix::fcntl::fallocate(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            nix::fcntl::FallocateFlags::empty(),
+            off as i64,
+            len as i64,
+        )
+    };
+    let mut size = free.saturating_sub(leave);
+    while size > 0 && alloc(0, size).is_err() {
+        size = size.saturating_sub(256 << 10);
+    }
+    if leave == 0 {
+        while alloc(size, 4096).is_ok() {
+            size += 4096;
+        }
+    }
     filler
 }
 
