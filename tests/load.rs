@@ -9,9 +9,12 @@
 //! BERTH_LOAD_CLIENTS, BERTH_LOAD_CYCLES (per test, over all clients),
 //! BERTH_LOAD_RUNNING, BERTH_LOAD_SECS (the ps/logs/stats loop).
 
+// The registry helper lives with the image tests' fixtures, which carry
+// their own copy of the leak checker.
+#![allow(clippy::duplicate_mod)]
+
 mod common;
 #[path = "common/images.rs"]
-#[allow(dead_code)]
 mod images;
 
 use std::sync::Mutex;

@@ -283,7 +283,8 @@ impl Berth {
         let out = self.run(&["volume", "ls", "-q"]);
         for v in String::from_utf8_lossy(&out.stdout).lines().map(str::trim) {
             // Anonymous volumes (IDs) are the engine's to remove.
-            if !v.is_empty() && !(v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())) {
+            let anonymous = v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
+            if !v.is_empty() && !anonymous {
                 let _ = self.run(&["volume", "rm", v]);
             }
         }

@@ -449,7 +449,7 @@ fn scoped_processes(scope: &Scope, cgroup_dirs: &BTreeSet<String>) -> BTreeMap<i
         }
     }
     let mut out = BTreeMap::new();
-    for (&pid, _) in &parent {
+    for &pid in parent.keys() {
         if desc.get(&pid).is_some_and(|d| d.starts_with("[Z]")) {
             continue;
         }

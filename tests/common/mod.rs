@@ -404,8 +404,10 @@ pub fn remove_cgroup_tree(rel: &str) {
         let Some((pre, post)) = line.split_once(" - ") else {
             continue;
         };
-        if post.starts_with("cgroup ") || post.starts_with("cgroup2 ") {
-            if let Some(mp) = pre.split(' ').nth(4) {
+        if (post.starts_with("cgroup ") || post.starts_with("cgroup2 "))
+            && let Some(mp) = pre.split(' ').nth(4)
+        {
+            {
                 let d = Path::new(mp).join(rel.trim_start_matches('/'));
                 if d.is_dir() {
                     rm(&d);
