@@ -41,8 +41,15 @@ if ! "$cargo" test --no-run --message-format=json "${cargo_args[@]}" >"$json" 2>
 fi
 cat "$json.err" >&2
 rm -f "$json.err"
-mapfile -t bins < <(grep '"reason":"compiler-artifact"' "$json" | grep '"test":true' |
-	grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
+# Only artifacts built as tests (profile.test): the binaries the tests run
+# (berth, berth-runtime) are artifacts too, and their target says test=true.
+mapfile -t bins < <(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
+        print(m["executable"])
+' "$json")
 if [ ${#bins[@]} -eq 0 ]; then
 	echo "vm-test: no test binaries selected by: ${cargo_args[*]}" >&2
 	exit 0

@@ -171,7 +171,7 @@ pub(super) fn own_cgroups() -> Result<OwnCgroups> {
     let text = fs::read_to_string("/proc/self/cgroup").map_err(|e| Error::Io {
         op: "read",
         path: PathBuf::from("/proc/self/cgroup"),
-        source: e,
+        err: e,
     })?;
     Ok(parse_own(&text))
 }

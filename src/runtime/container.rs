@@ -304,7 +304,9 @@ impl Runtime {
             join_after: Vec::new(),
             new_cgroupns: ns.creates(NsKind::Cgroup),
         };
-        let mut clone_flags = ns.new_flags() & !CloneFlags::CLONE_NEWCGROUP;
+        // difference, not `& !`: bitflags' `!` drops the bits nix does not
+        // name, CLONE_NEWTIME among them.
+        let mut clone_flags = ns.new_flags().difference(CloneFlags::CLONE_NEWCGROUP);
         // Joined pid namespaces take effect for children: join in the
         // parent, which affects only the processes it forks next.
         let mut joined: Vec<(NsKind, OwnedFd, PathBuf)> = Vec::new();
@@ -334,7 +336,7 @@ impl Runtime {
             }
             stage1.join_first = joined;
             stage1.unshare_user = ns.creates(NsKind::User);
-            stage1.unshare = clone_flags & !CloneFlags::CLONE_NEWUSER;
+            stage1.unshare = clone_flags.difference(CloneFlags::CLONE_NEWUSER);
             // A joined pid namespace was entered by our clone already (the
             // parent joined it for its children); new ones need a fork.
             stage1.fork = clone_flags.intersects(
@@ -499,6 +501,10 @@ impl Runtime {
         } else if let Some(mapper) = id_mapper {
             namespaces::write_id_maps(child, &plan.uid_mappings, &plan.gid_mappings, mapper)?;
         }
+        // The init mounts its filesystems while the cgroup.procs writes
+        // wait out the kernel's RCU grace period (~10 ms on v1 after idle);
+        // it waits for CgroupsJoined before anything that needs them.
+        parent_chan.send(&FromParent::Continue)?;
         if let Some(cg) = cg {
             cg.add_task(init_pid, cloned_into_v2)?;
         }
@@ -510,7 +516,7 @@ impl Runtime {
                 source,
             })?;
         }
-        parent_chan.send(&FromParent::Continue)?;
+        parent_chan.send(&FromParent::CgroupsJoined)?;
 
         record.pid = init_pid.as_raw();
         record.pid_start = state::proc_stat(init_pid.as_raw())
@@ -821,9 +827,9 @@ impl Runtime {
 
 fn cgroup_permission_error(e: &cgroups::Error) -> bool {
     match e {
-        cgroups::Error::Io { source, .. } => {
-            source.kind() == std::io::ErrorKind::PermissionDenied
-                || matches!(source.raw_os_error(), Some(libc::EROFS | libc::EPERM))
+        cgroups::Error::Io { err, .. } => {
+            err.kind() == std::io::ErrorKind::PermissionDenied
+                || matches!(err.raw_os_error(), Some(libc::EROFS | libc::EPERM))
         }
         _ => false,
     }

@@ -179,9 +179,6 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .map_err(sys("setuid 0 in the user namespace"))?;
     }
-    if a.stage1.new_cgroupns {
-        namespaces::unshare(CloneFlags::CLONE_NEWCGROUP)?;
-    }
     for (kind, fd, path) in &a.stage1.join_after {
         namespaces::join(*kind, fd, path)?;
     }
@@ -196,13 +193,22 @@ fn run(a: &Args<'_>) -> Result<std::convert::Infallible> {
         join_session_keyring(a.id);
     }
 
+    let joined = CgroupGate {
+        chan: &a.chan,
+        new_ns: a.stage1.new_cgroupns,
+        passed: std::cell::Cell::new(false),
+    };
     let ctx = rootfs::Context {
         plan,
         in_userns,
         hierarchies: a.hierarchies,
         cgroup: a.cgroup,
+        cgroups_joined: &|| joined.pass(),
     };
     let (root, anchors) = rootfs::prepare(&ctx)?;
+    joined
+        .pass()
+        .map_err(sys("wait for the cgroups to be joined"))?;
 
     a.chan.send(&FromChild::Mounted)?;
     match a.chan.recv::<FromParent>()? {
@@ -427,6 +433,33 @@ pub fn exec_program(ready: &Ready<'_>, p: &ProcessPlan) -> Error {
     Error::Exec {
         program: p.args[0].clone(),
         source,
+    }
+}
+
+/// Where the init waits for the parent to have moved it into its cgroups
+/// (once): the moves overlap the mounts made before it. A new cgroup
+/// namespace is made here, so that it is rooted in the container's cgroup.
+struct CgroupGate<'a> {
+    chan: &'a Channel,
+    new_ns: bool,
+    passed: std::cell::Cell<bool>,
+}
+
+impl CgroupGate<'_> {
+    fn pass(&self) -> std::result::Result<(), Errno> {
+        if self.passed.get() {
+            return Ok(());
+        }
+        match self.chan.recv::<FromParent>() {
+            Ok(FromParent::CgroupsJoined) => {}
+            Ok(_) => return Err(Errno::EPROTO),
+            Err(_) => return Err(Errno::EPIPE),
+        }
+        if self.new_ns {
+            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)?;
+        }
+        self.passed.set(true);
+        Ok(())
     }
 }
 

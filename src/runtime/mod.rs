@@ -3,8 +3,11 @@
 
 pub mod console;
 pub mod container;
+pub mod copyup;
 pub mod default_spec;
+pub mod events;
 pub mod exec_stub;
+pub mod features;
 pub mod foreground;
 pub mod hooks;
 pub mod init;
@@ -18,6 +21,7 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod state;
 pub mod sync;
+pub mod update;
 
 /// The runtime-spec version we implement and report.
 pub const SPEC_VERSION: &str = "1.2.0";

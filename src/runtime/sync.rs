@@ -39,8 +39,10 @@ pub enum FromChild {
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum FromParent {
     IdsMapped,
-    /// Cgroups joined and hooks run: go on.
+    /// Go on (after the id maps; after the hooks).
     Continue,
+    /// The init is in its cgroups: what depends on them may proceed.
+    CgroupsJoined,
 }
 
 pub struct Channel {

@@ -4,6 +4,7 @@
 //! if it is not.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod engine;
 pub mod leaks;
 pub mod network;
@@ -414,5 +415,226 @@ pub fn remove_cgroup_tree(rel: &str) {
                 }
             }
         }
+    }
+}
+
+/// The host's cgroup hierarchies as the cgroup tests look things up: each
+/// controller is v1 (its own mount) or v2 (the cgroup2 mount), per
+/// controller, so one test checks the right file on a v1, v2 or hybrid host.
+pub struct Cgroups {
+    v1: Vec<(Vec<String>, PathBuf)>,
+    v2: Option<PathBuf>,
+    v2_controllers: Vec<String>,
+}
+
+impl Cgroups {
+    pub fn host() -> Cgroups {
+        let mounts = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+        let mut c = Cgroups {
+            v1: Vec::new(),
+            v2: None,
+            v2_controllers: Vec::new(),
+        };
+        for line in mounts.lines() {
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
+            let Some(mp) = pre.split(' ').nth(4) else {
+                continue;
+            };
+            let post: Vec<&str> = post.split(' ').collect();
+            match post[0] {
+                "cgroup2" if c.v2.is_none() => c.v2 = Some(PathBuf::from(mp)),
+                "cgroup" => {
+                    let cs = post[2]
+                        .split(',')
+                        .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
+                        .map(str::to_string)
+                        .collect();
+                    c.v1.push((cs, PathBuf::from(mp)));
+                }
+                _ => {}
+            }
+        }
+        if let Some(v2) = &c.v2 {
+            c.v2_controllers = fs::read_to_string(v2.join("cgroup.controllers"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+        }
+        c
+    }
+
+    /// The cgroup2 mount, if any (on a hybrid host, next to the v1 ones).
+    pub fn v2_mount(&self) -> Option<PathBuf> {
+        self.v2.clone()
+    }
+
+    /// How many hierarchies a container gets a directory in.
+    pub fn hierarchies(&self) -> usize {
+        self.v1.len() + usize::from(self.v2.is_some())
+    }
+
+    /// Whether the host is pure cgroup v2.
+    pub fn unified(&self) -> bool {
+        self.v1.is_empty() && self.v2.is_some()
+    }
+
+    /// The mount holding `controller` for containers, and whether it is v2
+    /// (devices and freezer are built into v2).
+    pub fn mount(&self, controller: &str) -> Option<(PathBuf, bool)> {
+        if let Some((_, mp)) = self
+            .v1
+            .iter()
+            .find(|(cs, _)| cs.iter().any(|c| c == controller))
+        {
+            return Some((mp.clone(), false));
+        }
+        let v2 = self.v2.clone()?;
+        let v2_name = match controller {
+            "blkio" => "io",
+            "cpuacct" => "cpu",
+            other => other,
+        };
+        if matches!(controller, "devices" | "freezer")
+            || self.v2_controllers.iter().any(|c| c == v2_name)
+        {
+            return Some((v2, true));
+        }
+        None
+    }
+
+    /// Whether `controller` is v2 here (panics if it is nowhere).
+    pub fn is_v2(&self, controller: &str) -> bool {
+        self.mount(controller)
+            .unwrap_or_else(|| panic!("no {controller} controller on this host"))
+            .1
+    }
+
+    /// The host directory of the cgroup at `path` ("/berth/ID") for `controller`.
+    pub fn dir(&self, controller: &str, path: &str) -> PathBuf {
+        let (mp, _) = self
+            .mount(controller)
+            .unwrap_or_else(|| panic!("no {controller} controller on this host"));
+        mp.join(path.trim_start_matches('/'))
+    }
+
+    /// A file of the cgroup at `path`, trimmed.
+    #[track_caller]
+    pub fn read(&self, controller: &str, path: &str, file: &str) -> String {
+        let p = self.dir(controller, path).join(file);
+        fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// The same file as a container with its own cgroup namespace sees it
+    /// under the fixture's /sys/fs/cgroup mount.
+    pub fn inside(&self, controller: &str, file: &str) -> String {
+        if self.unified() {
+            return format!("/sys/fs/cgroup/{file}");
+        }
+        let (mp, _) = self
+            .mount(controller)
+            .unwrap_or_else(|| panic!("no {controller} controller on this host"));
+        let name = mp
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("/sys/fs/cgroup/{name}/{file}")
+    }
+
+    /// Directories of the cgroup at `path` that exist, in any hierarchy.
+    pub fn existing(&self, path: &str) -> Vec<PathBuf> {
+        let rel = path.trim_start_matches('/');
+        self.v1
+            .iter()
+            .map(|(_, mp)| mp.join(rel))
+            .chain(self.v2.iter().map(|mp| mp.join(rel)))
+            .filter(|d| d.exists())
+            .collect()
+    }
+}
+
+/// Waits until `f` holds, up to 10 s; panics with `what` otherwise.
+#[track_caller]
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A detached container whose script reports to /out in its (writable)
+/// rootfs; deleted (and checked gone from every hierarchy) by `finish`,
+/// or deleted by the Runtime's Drop if the test fails first.
+pub struct Detached {
+    pub rt: Runtime,
+    pub b: Bundle,
+    pub id: String,
+}
+
+impl Detached {
+    /// Runs `script` with `edit` applied to the config; the cgroup path is
+    /// the default /berth/ID unless `edit` sets one.
+    #[track_caller]
+    pub fn start(name: &str, script: &str, edit: impl FnOnce(&mut Bundle)) -> Detached {
+        let rt = Runtime::new();
+        let mut b = Bundle::new();
+        b.config["root"]["readonly"] = false.into();
+        b.sh(script);
+        edit(&mut b);
+        let id = id(name);
+        ok(&rt.run_bundle("run", &b, &id, &["--detach"]));
+        Detached { rt, b, id }
+    }
+
+    pub fn cgroup_path(&self) -> String {
+        format!("/berth/{}", self.id)
+    }
+
+    pub fn pid(&self) -> i64 {
+        self.rt.state(&self.id)["pid"].as_i64().unwrap_or(0)
+    }
+
+    /// What the script wrote to /out, once it has written something.
+    #[track_caller]
+    pub fn out(&self) -> String {
+        let p = self.b.rootfs().join("out");
+        wait_for("the container to write /out", || {
+            fs::read_to_string(&p).is_ok_and(|s| s.ends_with('\n'))
+        });
+        fs::read_to_string(&p).unwrap_or_default()
+    }
+
+    /// Creates /go in the rootfs (scripts wait for it).
+    pub fn go(&self) {
+        fs::write(self.b.rootfs().join("go"), "").expect("write /go");
+    }
+
+    /// `berth-runtime ARGS… ID`.
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push(&self.id);
+        self.rt.run(&all)
+    }
+
+    /// Deletes the container and checks nothing of it is left.
+    #[track_caller]
+    pub fn finish(self) {
+        ok(&self.rt.run(&["delete", "--force", &self.id]));
+        assert_gone(&self.rt, &self.id, &self.b, None);
+        assert_eq!(
+            Cgroups::host().existing(&format!("/berth/{}", self.id)),
+            Vec::<PathBuf>::new(),
+            "cgroups of {} left behind",
+            self.id
+        );
     }
 }

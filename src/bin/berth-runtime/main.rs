@@ -97,6 +97,12 @@ enum Command {
     Ps(commands::ps::Args),
     /// Run a new process in a running container
     Exec(commands::exec::Args),
+    /// Change a container's resource limits
+    Update(Box<commands::update::Args>),
+    /// Stream a container's resource usage and OOM events as JSON
+    Events(commands::events::Args),
+    /// Print what this runtime implements (runtime-spec features JSON)
+    Features,
 }
 
 fn main() -> ExitCode {
@@ -157,6 +163,9 @@ fn main() -> ExitCode {
         Command::Resume(a) => commands::resume(&g, &a.id),
         Command::Ps(a) => commands::ps::run(&g, a),
         Command::Exec(a) => commands::exec::run(&g, a),
+        Command::Update(a) => commands::update::run(&g, *a),
+        Command::Events(a) => commands::events::run(&g, a),
+        Command::Features => commands::features(),
     };
     match result {
         Ok(code) => ExitCode::from(code),
