@@ -147,11 +147,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             root.to_str().unwrap(),
             "--fifo-dir",
             fifo.to_str().unwrap(),
-            // ctr asks for cpu.shares 1024 by default (as the kubelet
-            // always does): the cgroups branch implements it; until then,
-            // the runs below ask for none.
-            "--cpu-shares",
-            "0",
         ]);
         args.extend(flags);
         args.push(IMAGE);
@@ -545,5 +540,53 @@ fn pod_containers_share_namespaces() {
     ok(&c.ctr(&["task", "rm", &sandbox]));
     ok(&c.ctr(&["containers", "rm", &sandbox]));
     c.assert_gone(&sandbox);
+    c.finish();
+}
+
+/// The limits containerd asks for (cpu shares, which the kubelet always
+/// sets, and a memory limit) reach the cgroup files, and an exec joins the
+/// cgroup. (ctr 1.6 has no `task update`; tests/podman.rs covers `update`.)
+#[test]
+fn resources_reach_the_cgroup() {
+    let c = Containerd::start();
+    let cid = id("ctd-res");
+    ok(&c.run(
+        &["-d", "--memory-limit", "67108864", "--cpu-shares", "512"],
+        &cid,
+        &["sleep", "1000"],
+    ));
+    c.wait_status(&cid, "RUNNING");
+    // The file of `name` wherever its controller lives (v1 or v2).
+    let file = |names: &[&str]| {
+        cgroups_at(&c.cgroup(&cid))
+            .into_iter()
+            .find_map(|d| names.iter().map(|n| d.join(n)).find(|f| f.exists()))
+            .unwrap_or_else(|| panic!("none of {names:?} in the container's cgroups"))
+    };
+    let read = |names: &[&str]| {
+        std::fs::read_to_string(file(names))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let mem = ["memory.limit_in_bytes", "memory.max"];
+    assert_eq!(read(&mem), "67108864");
+    let cpu = read(&["cpu.shares", "cpu.weight"]);
+    // v1 takes the shares as given; v2 gets them converted (512 → 20).
+    assert!(cpu == "512" || cpu == "20", "cpu: {cpu}");
+
+    let inside = output(c.exec_cmd(&["--exec-id", "e1", &cid, "cat", "/proc/self/cgroup"]));
+    assert!(inside.status.success(), "{}", stderr(&inside));
+    assert!(
+        stdout(&inside).contains(&c.cgroup(&cid)),
+        "exec joins the cgroup: {}",
+        stdout(&inside)
+    );
+
+    ok(&c.ctr(&["task", "kill", "-s", "SIGKILL", &cid]));
+    c.wait_status(&cid, "STOPPED");
+    ok(&c.ctr(&["task", "rm", &cid]));
+    ok(&c.ctr(&["containers", "rm", &cid]));
+    c.assert_gone(&cid);
     c.finish();
 }

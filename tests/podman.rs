@@ -474,3 +474,51 @@ fn pod_containers_share_namespaces() {
     p.assert_gone(&infra);
     p.finish();
 }
+
+/// `--memory`/`--pids-limit`/`--cpu-quota` reach the cgroup files and `podman update`
+/// (our `update --resources=FILE`) changes them on the running container.
+#[test]
+fn limits_and_update() {
+    let p = Podman::new();
+    let (out, id) = p.run_container(
+        &[
+            "-d",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "40",
+            "--cpu-quota",
+            "50000",
+        ],
+        &["sleep", "1000"],
+    );
+    assert_eq!(ok(&out).trim(), id);
+    // The file of one of `names` wherever its controller lives.
+    let read = |names: &[&str]| {
+        let f = p
+            .cgroups(&id)
+            .into_iter()
+            .find_map(|d| names.iter().map(|n| d.join(n)).find(|f| f.exists()))
+            .unwrap_or_else(|| panic!("none of {names:?} in the container's cgroups"));
+        std::fs::read_to_string(f).unwrap().trim().to_string()
+    };
+    let mem = ["memory.limit_in_bytes", "memory.max"];
+    assert_eq!(read(&mem), (64u64 << 20).to_string());
+    assert_eq!(read(&["pids.max"]), "40");
+    // v1 has the quota alone; v2 "quota period".
+    let quota = ["cpu.cfs_quota_us", "cpu.max"];
+    assert!(read(&quota).starts_with("50000"), "{}", read(&quota));
+
+    ok(&p.run(&["update", "--memory", "32m", "--cpu-quota", "25000", &id]));
+    assert_eq!(
+        read(&mem),
+        (32u64 << 20).to_string(),
+        "update reached the cgroup"
+    );
+    assert!(read(&quota).starts_with("25000"), "{}", read(&quota));
+    assert_eq!(read(&["pids.max"]), "40", "what update did not name stays");
+
+    ok(&p.run(&["rm", "-f", "-t", "0", &id]));
+    p.assert_gone(&id);
+    p.finish();
+}

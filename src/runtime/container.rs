@@ -267,9 +267,22 @@ impl Runtime {
         guard.dir = Some(dir);
 
         let hierarchies = Hierarchies::detect()?;
+        // Recorded before it is made and again after (with the parents it
+        // made): a create killed in between leaves a cgroup `delete` finds.
+        if let (Ok(planned), Some(d)) = (
+            Cgroup::plan(&hierarchies, plan.cgroups_path.as_deref(), &opts.id),
+            &guard.dir,
+        ) {
+            record.cgroup = Some(planned);
+            d.write(&record)?;
+        }
         let cg = self.make_cgroup(&hierarchies, &plan, &opts.id)?;
         guard.cgroup = cg.clone();
         record.cgroup = cg.clone();
+        if let Some(d) = &guard.dir {
+            d.write(&record)?;
+        }
+        crate::fault::point("runtime.cgroup-made");
         let cg_ref = cg.as_ref();
 
         let listener =
