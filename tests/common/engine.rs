@@ -34,6 +34,8 @@ pub const ENGINE_FURNITURE: &[&str] = &[
     "state/shims",
     "state/netns",
     "state/runtime",
+    // Compiled seccomp programs, kept for the next container.
+    "state/runtime/.seccomp-cache/**",
 ];
 
 /// Never furniture: what a killed pull or load leaves.

@@ -111,8 +111,9 @@ impl Runtime {
             files: vec![leaks::Files {
                 dir: root.path().to_path_buf(),
                 // Process files, pid files and logs the tests write there;
-                // a container's state is a directory named by its ID.
-                allow: vec!["*.json".into(), "*.pid".into()],
+                // a container's state is a directory named by its ID;
+                // compiled seccomp programs are kept for the next create.
+                allow: vec!["*.json".into(), "*.pid".into(), ".seccomp-cache/**".into()],
                 deny: vec![],
             }],
             tag,
