@@ -144,19 +144,14 @@ fn masked_and_readonly_paths() {
     // /sys/firmware is a masked directory (empty on some hosts, like the v2
     // VM, where the check below says nothing).
     assert!(std::path::Path::new("/proc/timer_list").exists());
-    let firmware_on_host = std::fs::read_dir("/sys/firmware")
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let firmware_on_host = std::fs::read_dir("/sys/firmware").map(|d| d.count()).unwrap_or(0);
     let (out, o) = run_sh(
         "wc -c < /proc/timer_list; wc -c < /proc/keys; ls /sys/firmware 2>/dev/null | wc -l; \
          echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable || echo sys-readonly",
         |_| {},
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(
-        out, "0\n0\n0\nsys-readonly\n",
-        "host /sys/firmware has {firmware_on_host} entries"
-    );
+    assert_eq!(out, "0\n0\n0\nsys-readonly\n", "host /sys/firmware has {firmware_on_host} entries");
 }
 
 #[test]
