@@ -271,7 +271,7 @@ mod tests {
         for (full, familiar) in [
             ("docker.io/a.b/c", "docker.io/a.b/c"),
             ("docker.io/localhost/c", "docker.io/localhost/c"),
-            ("docker.io/library/a/b", "docker.io/library/a/b"),
+            ("docker.io/library/a/b", "library/a/b"),
             ("docker.io/library/busybox", "busybox"),
             ("docker.io/user/app", "user/app"),
         ] {

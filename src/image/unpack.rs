@@ -1073,6 +1073,9 @@ mod tests {
         h.set_path("holes").unwrap();
         h.set_size(512);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         let gnu = h.as_gnu_mut().unwrap();
         gnu.sparse[0].offset = base256((1 << 40) - 512);
         gnu.sparse[0].numbytes = base256(512);
