@@ -8,6 +8,7 @@
 
 pub mod cgroups;
 pub mod engine;
+pub mod fault;
 pub mod image;
 pub mod inroot;
 pub mod linux;

@@ -186,9 +186,54 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     msg
 }
 
+/// A usage error as the argument parser renders it (`error: …`, a blank
+/// line, a tip, a pointer to --help) on one line, without the `error: `:
+/// errors are one line, whoever made them.
+pub fn usage_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| {
+        !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
+    });
+    let first = lines.next().unwrap_or("invalid usage");
+    let mut out = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    let listing = out.ends_with(':');
+    for l in lines {
+        if let Some(tip) = l.strip_prefix("tip: ") {
+            out.push_str(&format!(" ({tip})"));
+        } else if listing {
+            // "the following required arguments were not provided:" and
+            // the arguments, one per line.
+            out.push(' ');
+            out.push_str(l);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_lines() {
+        assert_eq!(
+            usage_line(
+                "error: unexpected argument '-1' found\n\n  tip: to pass '-1' as a value, use '-- -1'\n\nUsage: berth run [OPTIONS]\n\nFor more information, try '--help'.\n"
+            ),
+            "unexpected argument '-1' found (to pass '-1' as a value, use '-- -1')"
+        );
+        assert_eq!(
+            usage_line(
+                "error: invalid value 'abc' for '--cpus <CPUS>': invalid float literal\n\nFor more information, try '--help'.\n"
+            ),
+            "invalid value 'abc' for '--cpus <CPUS>': invalid float literal"
+        );
+        assert_eq!(
+            usage_line(
+                "error: the following required arguments were not provided:\n  <ID>\n  <SIGNAL>\n\nUsage: x\n"
+            ),
+            "the following required arguments were not provided: <ID> <SIGNAL>"
+        );
+    }
 
     #[test]
     fn json_line_has_runc_fields() {

@@ -227,7 +227,8 @@ fn multi_platform_index_selects_platform() {
 
 #[test]
 fn save_then_load_round_trips() {
-    let t = TestRoot::new();
+    let mut t = TestRoot::new();
+    t.allow("saved.tar");
     t.ok(&["load", "-i", fixture("layers-oci.tar").to_str().unwrap()]);
     let saved = t.dir.path().join("saved.tar");
     t.ok(&["save", "-o", saved.to_str().unwrap(), "localhost/layers"]);
@@ -319,7 +320,8 @@ fn the_engine_api_resolves_layer_dirs_lowest_first() {
 
 #[test]
 fn bad_input_fails_with_one_line_and_leaves_nothing() {
-    let t = TestRoot::new();
+    let mut t = TestRoot::new();
+    t.allow("junk.tar");
     let missing = t.dir.path().join("missing.tar");
     let err = t.fails(&["load", "-i", missing.to_str().unwrap()]);
     assert!(err.contains("missing.tar"), "{err}");

@@ -102,6 +102,8 @@ fn published_tcp_port_answers_on_localhost_and_host_address() {
 #[test]
 fn random_host_ports_and_publish_all() {
     let b = Berth::new();
+    b.allow("exposed.oci/**");
+    b.allow("exposed.tar");
     // An image that exposes 80/tcp: the fixture with that in its config.
     let layout = b.dir.path().join("exposed.oci");
     let st = std::process::Command::new("cp")

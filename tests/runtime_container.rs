@@ -144,14 +144,19 @@ fn masked_and_readonly_paths() {
     // /sys/firmware is a masked directory (empty on some hosts, like the v2
     // VM, where the check below says nothing).
     assert!(std::path::Path::new("/proc/timer_list").exists());
-    let firmware_on_host = std::fs::read_dir("/sys/firmware").map(|d| d.count()).unwrap_or(0);
+    let firmware_on_host = std::fs::read_dir("/sys/firmware")
+        .map(|d| d.count())
+        .unwrap_or(0);
     let (out, o) = run_sh(
         "wc -c < /proc/timer_list; wc -c < /proc/keys; ls /sys/firmware 2>/dev/null | wc -l; \
          echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable || echo sys-readonly",
         |_| {},
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(out, "0\n0\n0\nsys-readonly\n", "host /sys/firmware has {firmware_on_host} entries");
+    assert_eq!(
+        out, "0\n0\n0\nsys-readonly\n",
+        "host /sys/firmware has {firmware_on_host} entries"
+    );
 }
 
 #[test]
@@ -511,5 +516,44 @@ fn new_user_namespace_joining_another_network_namespace() {
     assert_eq!(
         lines[2].split_whitespace().collect::<Vec<_>>(),
         ["0", "200000", "65536"]
+    );
+}
+
+/// `tmpcopyup` (runc's and crun's extension, which podman puts on its tmpfs
+/// mounts): the tmpfs starts with what the rootfs had there, symlinks kept
+/// as symlinks, and `ro` still applies once the copy is in.
+#[test]
+fn tmpfs_copyup() {
+    let (out, o) = run_sh(
+        "grep ' /etc ' /proc/self/mountinfo | cut -d' ' -f6,9; cat /etc/group | head -1; \
+         readlink /etc/ptr; stat -c %a /etc/sub; cat /etc/sub/f; touch /etc/new 2>&1 | cut -d: -f3-",
+        |b| {
+            let etc = b.rootfs().join("etc");
+            std::fs::create_dir(etc.join("sub")).unwrap();
+            std::fs::write(etc.join("sub/f"), "nested\n").unwrap();
+            std::fs::set_permissions(
+                etc.join("sub"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o750),
+            )
+            .unwrap();
+            std::os::unix::fs::symlink("/outside/target", etc.join("ptr")).unwrap();
+            b.config["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "nodev", "tmpcopyup", "ro", "size=1m"]
+            }));
+        },
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "ro,nosuid,nodev,relatime tmpfs",
+            "root:x:0:",
+            "/outside/target",
+            "750",
+            "nested",
+            " Read-only file system",
+        ]
     );
 }

@@ -333,3 +333,70 @@ fn json_log_lines_for_containerd() {
     );
     assert!(last["time"].as_str().is_some());
 }
+
+/// `features` promises only what create does: every namespace it lists can
+/// be made, and every mount option it lists is taken on a real mount.
+#[test]
+fn features_are_what_create_accepts() {
+    let rt = Runtime::new();
+    let f: serde_json::Value =
+        serde_json::from_str(&ok(&rt.run(&["features"]))).expect("features is JSON");
+    let version = ok(&rt.run(&["--version"]));
+    assert!(
+        version.contains(&format!(
+            "\nspec: {}\n",
+            f["ociVersionMax"].as_str().unwrap()
+        )),
+        "{version}"
+    );
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert_eq!(f["linux"]["cgroup"]["systemd"], false, "not implemented");
+    let supported = f["linux"]["seccomp"]["supportedFlags"].as_array().unwrap();
+    assert!(supported.contains(&"SECCOMP_FILTER_FLAG_SPEC_ALLOW".into()));
+
+    let mut b = Bundle::new();
+    b.config["linux"]["namespaces"] = f["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| serde_json::json!({ "type": n }))
+        .collect();
+    b.config["linux"]["uidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    // A user namespace cannot mount sysfs or cgroups without a network
+    // namespace of its own mapping root: keep what the fixture needs least.
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] != "cgroup" && m["type"] != "sysfs");
+    let mut n = 0;
+    for opt in f["mountOptions"].as_array().unwrap() {
+        let opt = opt.as_str().unwrap();
+        let dest = format!("/mnt/o{n}");
+        n += 1;
+        // Made here: the user namespace's root may not write the rootfs.
+        std::fs::create_dir_all(b.rootfs().join(dest.trim_start_matches('/'))).unwrap();
+        let m = match opt {
+            // A bind needs a source; remount needs a mount to change.
+            "bind" | "rbind" => serde_json::json!({
+                "destination": dest, "type": "bind", "source": "/bin", "options": [opt]
+            }),
+            "remount" => continue,
+            _ => serde_json::json!({
+                "destination": dest, "type": "tmpfs", "source": "tmpfs", "options": [opt]
+            }),
+        };
+        b.config["mounts"].as_array_mut().unwrap().push(m);
+    }
+    let mounts = n - 1; // all but remount
+    b.sh("grep -c ' /mnt/o' /proc/self/mountinfo; readlink /proc/self/ns/time; readlink /proc/self/ns/user");
+    let out = ok(&rt.run_bundle("run", &b, &id("features"), &[]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], mounts.to_string(), "{out}");
+    for (line, ns) in lines[1..].iter().zip(["time", "user"]) {
+        let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        assert_ne!(*line, host.to_str().unwrap(), "a new {ns} namespace");
+    }
+}

@@ -104,6 +104,10 @@ pub struct HostConfig {
     /// `-P`: publish every exposed port on a free host port.
     #[serde(default)]
     pub publish_all_ports: bool,
+    /// `--cgroup-parent`: the cgroup (from each hierarchy's root) the
+    /// container's own is made under; empty is `/berth`.
+    #[serde(default)]
+    pub cgroup_parent: String,
 }
 
 /// Everything spec generation needs beyond the config: decided at start.

@@ -104,6 +104,36 @@ pub fn merge(req: &Request, image: &oci_spec::image::Config, id: &str) -> Config
     }
 }
 
+/// Longest hostname sethostname(2) takes (HOST_NAME_MAX).
+const HOST_NAME_MAX: usize = 64;
+
+/// The merged config's values the runtime would refuse at start.
+fn check_config(config: &Config) -> Result<()> {
+    for e in &config.env {
+        match e.split_once('=') {
+            Some((k, _)) if !k.is_empty() && !e.contains('\0') => {}
+            _ => {
+                return Err(Error::Usage(format!(
+                    "invalid environment variable {e:?}: use KEY=value"
+                )));
+            }
+        }
+    }
+    if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
+        return Err(Error::Usage(format!(
+            "invalid working directory {:?}: it must be an absolute path",
+            config.working_dir
+        )));
+    }
+    if config.hostname.len() > HOST_NAME_MAX || config.hostname.contains(['/', '\0']) {
+        return Err(Error::Usage(format!(
+            "invalid hostname {:?}: at most {HOST_NAME_MAX} bytes, no '/'",
+            config.hostname
+        )));
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Makes a container from `image` (which the caller made sure is
     /// present). On failure nothing is left: no directory, name or volume.
@@ -137,8 +167,11 @@ impl Engine {
                 });
             }
         }
-        // Validate what can be checked now, before anything is made.
+        // Validate what can be checked now, before anything is made: what
+        // only the shim would refuse leaves a container that never ran.
+        check_config(&config)?;
         super::spec::capabilities(&host)?;
+        super::spec::check_ulimits(&host)?;
         self.check_network(&host)?;
         for m in &host.mounts {
             if m.kind == "bind" && !std::path::Path::new(&m.source).exists() {
@@ -149,25 +182,37 @@ impl Engine {
             }
         }
 
-        let name = match &req.name {
-            Some(n) => {
-                self.containers.reserve_name(n, &id)?;
-                n.clone()
-            }
-            None => self.reserve_random_name(&id)?,
-        };
+        // What crashed commands left goes first (a create is where names
+        // and space are wanted).
+        self.reap();
+        // The directory, locked, comes first: while it has no record, its
+        // lock tells a name's taker that the name is being claimed, and the
+        // reaper that it is being made.
+        let lock = self.containers.create_dir(&id)?;
+        crate::fault::point("create.dir-made");
+        let mut name = None;
         let made = (|| -> Result<Record> {
-            let _lock = self.containers.create_dir(&id)?;
-            let vols = self.volumes();
+            let n = match &req.name {
+                Some(n) => {
+                    self.containers.reserve_name(n, &id)?;
+                    n.clone()
+                }
+                None => self.reserve_random_name(&id)?,
+            };
+            name = Some(n.clone());
+            crate::fault::point("create.name-reserved");
             for m in host.mounts.iter_mut().filter(|m| m.kind == "volume") {
                 if m.anonymous {
                     m.source = names::new_id();
                 }
-                vols.create(&m.source, BTreeMap::new(), true)?;
             }
+            // Marked in use before the record exists: a crash in between
+            // leaves a mark the reaper drops, never a container whose image
+            // `rmi` may delete.
+            images.add_user(&image.id, &id)?;
             let rec = Record {
                 id: id.clone(),
-                name: name.clone(),
+                name: n,
                 created: crate::runtime::state::now_rfc3339(),
                 image: req.image.clone(),
                 image_id: image.id.to_string(),
@@ -183,7 +228,11 @@ impl Engine {
                 },
             )?;
             self.containers.write(&rec)?;
-            images.add_user(&image.id, &id)?;
+            crate::fault::point("create.recorded");
+            // After the record: a crash here leaves a container whose
+            // volumes `start` makes (it makes any that are missing).
+            self.ensure_volumes(&rec)?;
+            crate::fault::point("create.volumes-made");
             Ok(rec)
         })();
         match made {
@@ -193,10 +242,41 @@ impl Engine {
                 if let Ok(rec) = super::record::read_json::<Record>(&p.config()) {
                     self.remove_anonymous_volumes(&rec);
                 }
+                let _ = images.remove_user(&image.id, &id);
                 let _ = std::fs::remove_dir_all(&p.dir);
-                self.containers.release_name(&name, &id);
+                if let Some(n) = name {
+                    self.containers.release_name(&n, &id);
+                }
+                drop(lock);
                 Err(e)
             }
+        }
+    }
+
+    /// Makes the volumes a container's mounts name (named ones on first
+    /// use, anonymous ones at create); those that exist are kept.
+    pub(crate) fn ensure_volumes(&self, rec: &Record) -> Result<()> {
+        let vols = self.volumes();
+        for m in rec.host_config.mounts.iter().filter(|m| m.kind == "volume") {
+            vols.create(&m.source, BTreeMap::new(), true)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes what crashed commands left half done: containers whose
+    /// create or rm was cut short lose their directory, their image mark
+    /// and their names. Failures are logged: this is housekeeping on the
+    /// way to something else.
+    pub fn reap(&self) {
+        match self.containers.reap() {
+            Ok(ids) => {
+                for id in ids {
+                    if let Ok(images) = self.images() {
+                        images.forget_user(&id);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("reap leftovers of crashed commands: {e}"),
         }
     }
 

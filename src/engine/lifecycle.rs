@@ -63,6 +63,7 @@ impl Engine {
         let on_disk = self.containers.read_state(&rec.id);
         if on_disk.status != st.status {
             let _ = self.runtime().delete(&rec.id, true);
+            self.remove_cgroup_parent(rec);
             // What the dead shim could not take down: veth, rules, netns.
             if let Err(e) = self.networks().detach(&rec.id) {
                 tracing::warn!("reclaim the network of {}: {e}", rec.name);
@@ -100,6 +101,7 @@ impl Engine {
             target: rootfs.clone(),
         }
         .mount()?;
+        crate::fault::point("start.rootfs-mounted");
         match self.write_bundle(rec, &rootfs) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -135,10 +137,12 @@ impl Engine {
             gid: user.gid,
             additional_gids: user.additional_gids,
             home: user.home,
-            cgroups_path: Engine::cgroups_path(&rec.id),
+            cgroups_path: Engine::cgroups_path(rec),
             ..Default::default()
         };
         ctx.etc_files = self.join_network(rec, &mut ctx)?;
+        crate::fault::point("start.network-attached");
+        self.ensure_volumes(rec)?;
         let vols = self.volumes();
         for m in &rec.host_config.mounts {
             let opts = if m.rw { vec![] } else { vec!["ro".to_string()] };
@@ -323,24 +327,27 @@ impl Engine {
             Status::Created | Status::Exited | Status::Dead => {}
             _ => return Err(self.wrong_state(&rec, &st, "it is already running")),
         }
+        crate::fault::point("start.recovered");
         self.prepare(&rec)?;
+        crate::fault::point("start.prepared");
         let ready = shim::spawn(self, &rec, attach_first);
-        match ready {
-            Ok(r) if r.ok => Ok(r),
-            Ok(r) => {
-                let _ = self.networks().detach(id);
-                let _ = overlay::unmount(&self.containers.paths(id).rootfs());
-                Err(Error::Shim {
-                    name: rec.name.clone(),
-                    msg: r.error,
-                })
+        let failed = match ready {
+            Ok(r) if r.ok => {
+                crate::fault::point("start.shim-ready");
+                return Ok(r);
             }
-            Err(e) => {
-                let _ = self.networks().detach(id);
-                let _ = overlay::unmount(&self.containers.paths(id).rootfs());
-                Err(e)
-            }
-        }
+            Ok(r) => Error::Shim {
+                name: rec.name.clone(),
+                msg: r.error,
+            },
+            Err(e) => e,
+        };
+        // A shim that died before it said how the start went (killed) left
+        // the runtime's half: that goes too.
+        let _ = self.runtime().delete(id, true);
+        let _ = self.networks().detach(id);
+        let _ = overlay::unmount(&self.containers.paths(id).rootfs());
+        Err(failed)
     }
 
     /// Connects to the shim of a running container.
@@ -376,6 +383,7 @@ impl Engine {
             timeout_secs: timeout,
         };
         if protocol::write_json(&mut conn, protocol::to_shim::STOP, &stop).is_ok() {
+            crate::fault::point("stop.requested");
             wait_exit(&mut conn)?;
         }
         self.wait_shim_gone(id);
@@ -475,9 +483,13 @@ impl Engine {
             }
             self.wait_shim_gone(id);
         }
+        crate::fault::point("rm.shim-gone");
         let _lock = self.containers.lock(id)?;
         self.recover(&rec)?;
-        self.remove_files(&rec, volumes)
+        self.remove_files(&rec, volumes)?;
+        // Leftovers of earlier crashed commands go too.
+        self.reap();
+        Ok(())
     }
 
     /// Takes off their networks the containers that are gone or whose shim
@@ -508,6 +520,24 @@ impl Engine {
         Ok(done)
     }
 
+    /// A `--cgroup-parent` left empty goes, as the runtime's default parent
+    /// does. The runtime removes the parents it made itself, but not one
+    /// that a container killed before its delete made (its record of
+    /// having made it died with it).
+    fn remove_cgroup_parent(&self, rec: &Record) {
+        let parent = rec.host_config.cgroup_parent.trim_matches('/');
+        if parent.is_empty() {
+            return;
+        }
+        let Ok(hier) = crate::cgroups::Hierarchies::detect() else {
+            return;
+        };
+        for h in hier.all() {
+            // Busy or not empty: a sibling uses it, which is fine.
+            let _ = std::fs::remove_dir(h.mount_point.join(parent));
+        }
+    }
+
     /// Waits (a bounded time) for a finishing shim to exit, so the next
     /// step sees its final state.
     fn wait_shim_gone(&self, id: &str) {
@@ -521,25 +551,32 @@ impl Engine {
         }
     }
 
-    /// Everything of a stopped container, under its lock or from its shim.
+    /// Everything of a stopped container, under its lock. Each step can be
+    /// repeated, and the container exists until its directory is retired
+    /// in one rename, so an rm killed at any point is finished by the next
+    /// rm (before the rename) or by the reaper (after it).
     pub(crate) fn remove_files(&self, rec: &Record, volumes: bool) -> Result<()> {
         let p = self.containers.paths(&rec.id);
-        let _ = self.runtime().delete(&rec.id, true);
+        self.runtime().delete(&rec.id, true)?;
+        self.remove_cgroup_parent(rec);
+        crate::fault::point("rm.runtime-deleted");
         self.networks().detach(&rec.id)?;
+        crate::fault::point("rm.network-detached");
         overlay::unmount(&p.rootfs())?;
+        crate::fault::point("rm.unmounted");
         if volumes {
             self.remove_anonymous_volumes(rec);
         }
+        let trash = self.containers.retire_dir(&rec.id)?;
+        crate::fault::point("rm.dir-retired");
+        self.containers.release_name(&rec.name, &rec.id);
+        crate::fault::point("rm.name-released");
         if let Ok(images) = self.images()
             && let Ok(digest) = rec.image_id.parse()
         {
             let _ = images.remove_user(&digest, &rec.id);
         }
-        // The record goes first: a container without one does not exist,
-        // whatever else a crash here leaves.
-        let _ = std::fs::remove_file(p.config());
-        self.containers.release_name(&rec.name, &rec.id);
-        std::fs::remove_dir_all(&p.dir).map_err(io("remove", &p.dir))?;
+        super::record::remove_tree(&trash)?;
         let _ = std::fs::remove_dir_all(p.socket_dir());
         Ok(())
     }

@@ -104,11 +104,16 @@ impl Writer {
             self.rotate()?;
         }
         // One write per entry, so a reader never sees half a line from us.
-        self.file.write_all(&text).map_err(|source| Error::Io {
-            op: "write",
-            path: self.path.clone(),
-            source,
-        })?;
+        if let Err(source) = self.file.write_all(&text) {
+            // A full disk takes part of a line: cut it off, or the next
+            // entry would be glued to it and lost too.
+            let _ = self.file.set_len(self.size);
+            return Err(Error::Io {
+                op: "write",
+                path: self.path.clone(),
+                source,
+            });
+        }
         self.size += text.len() as u64;
         Ok(())
     }

@@ -150,9 +150,13 @@ impl Engine {
         crate::runtime::container::Runtime::new(&self.state.join("runtime"))
     }
 
-    /// The cgroup path of a container (the runtime's default parent).
-    pub fn cgroups_path(id: &str) -> String {
-        format!("/berth/{id}")
+    /// The cgroup path of a container: under its `--cgroup-parent`, or the
+    /// runtime's default parent.
+    pub fn cgroups_path(rec: &record::Record) -> String {
+        match rec.host_config.cgroup_parent.trim_end_matches('/') {
+            "" => format!("/berth/{}", rec.id),
+            parent => format!("{parent}/{}", rec.id),
+        }
     }
 
     /// Containers (ids) whose config references the named volume.

@@ -78,6 +78,11 @@ pub fn random_name(attempt: u32) -> String {
     }
 }
 
+/// A container ID as [`new_id`] makes them: 64 lowercase hex digits.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// docker's name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -97,6 +102,8 @@ mod tests {
         assert_eq!(id.len(), 64);
         assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(new_id(), id);
+        assert!(valid_id(&id));
+        assert!(!valid_id(&id[1..]) && !valid_id(&id.to_uppercase()) && !valid_id("../x"));
         assert!(valid_name(&random_name(0)));
         assert!(valid_name("web-1.a_b"));
         assert!(!valid_name("-web"));

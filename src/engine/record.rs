@@ -156,23 +156,34 @@ impl Paths {
     }
 }
 
-/// Writes `value` as JSON to `path` atomically.
+/// Writes `value` as JSON to `path` atomically. The temp file's name is
+/// the writer's own, so concurrent writers (a shim and a command) never
+/// tear each other's file; a failed write leaves no temp file.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.{n}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
     let data = serde_json::to_vec(value).map_err(|e| Error::Corrupt {
         path: path.to_path_buf(),
         source: e,
     })?;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(io("create", &tmp))?;
-    f.write_all(&data).map_err(io("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(io("rename", path))
+    let written = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
+        f.write_all(&data).map_err(io("write", &tmp))?;
+        fs::rename(&tmp, path).map_err(io("rename", path))
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -228,53 +239,174 @@ impl Containers {
         Ok(())
     }
 
-    /// Claims `name` for `id`; the O_EXCL create is the atomic step.
+    /// Claims `name` for `id`, whose directory the caller made and holds
+    /// locked. The name is a symlink to the ID: `symlink` is atomic and
+    /// exclusive, so a reader never sees a half-written owner. A name whose
+    /// owner is gone (a crash between steps of create, rm or rename) is
+    /// taken over under the names lock, so two takers cannot both win.
     pub fn reserve_name(&self, name: &str, id: &str) -> Result<()> {
         if !super::names::valid_name(name) {
             return Err(Error::BadName(name.to_string()));
         }
         self.ensure_dirs()?;
         let path = self.names_dir().join(name);
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut f) => f.write_all(id.as_bytes()).map_err(io("write", &path)),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                let owner = fs::read_to_string(&path).unwrap_or_default();
-                // A name whose container is gone (a crash between steps of
-                // rm) is free again.
-                if !owner.is_empty() && !self.paths(&owner).config().exists() {
-                    fs::remove_file(&path).map_err(io("remove", &path))?;
-                    return self.reserve_name(name, id);
-                }
-                Err(Error::NameInUse {
-                    name: name.to_string(),
-                    id: owner,
-                })
-            }
-            Err(e) => Err(Error::Io {
+        let claim = || match std::os::unix::fs::symlink(id, &path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            Err(source) => Err(Error::Io {
                 op: "create",
-                path,
-                source: e,
+                path: path.clone(),
+                source,
             }),
+        };
+        if claim()? {
+            return Ok(());
         }
+        let _names = self.lock_names()?;
+        let owner = read_owner(&path);
+        if self.name_is_stale(name, &owner) {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        op: "remove",
+                        path,
+                        source,
+                    });
+                }
+            }
+            if claim()? {
+                return Ok(());
+            }
+        }
+        Err(Error::NameInUse {
+            name: name.to_string(),
+            id: read_owner(&path),
+        })
+    }
+
+    /// Whether the container a name points at no longer holds it: it does
+    /// not exist, or it is not being made or renamed (its lock is free) and
+    /// its record is missing or carries another name.
+    fn name_is_stale(&self, name: &str, owner: &str) -> bool {
+        if !super::names::valid_id(owner) {
+            return true;
+        }
+        let dir = self.paths(owner).dir;
+        if !dir.exists() {
+            return true;
+        }
+        match self.try_lock(owner) {
+            Ok(Some(_lock)) => self.read(owner).map_or(true, |rec| rec.name != name),
+            Ok(None) => false,
+            Err(_) => !dir.exists(),
+        }
+    }
+
+    fn lock_names(&self) -> Result<Flock<fs::File>> {
+        let dir = self.names_dir();
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&dir)
+            .map_err(io("open", &dir))?;
+        Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
+            op: "lock",
+            path: dir,
+            source: e.into(),
+        })
     }
 
     pub fn release_name(&self, name: &str, id: &str) {
         let path = self.names_dir().join(name);
-        if fs::read_to_string(&path).is_ok_and(|owner| owner == id) {
+        if read_owner(&path) == id {
             let _ = fs::remove_file(path);
         }
+    }
+
+    /// Removes what crashed commands left: containers whose removal was
+    /// cut short (`.removing-ID`), containers whose creation was (a
+    /// directory with no record that no command holds), and names that
+    /// point at nothing. Returns the IDs of those containers, for the
+    /// caller to drop their other traces (image marks).
+    pub fn reap(&self) -> Result<Vec<String>> {
+        let dir = self.containers_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "read",
+                    path: dir,
+                    source,
+                });
+            }
+        };
+        let mut gone = Vec::new();
+        for e in entries.flatten() {
+            let Ok(n) = e.file_name().into_string() else {
+                continue;
+            };
+            if let Some(rest) = n.strip_prefix(CREATING) {
+                // A create killed before its directory got its name: it
+                // holds nothing else yet.
+                let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+                let dead = pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+                if dead && let Ok(Some(_lock)) = try_lock_dir(&e.path()) {
+                    remove_tree(&e.path())?;
+                }
+            } else if let Some(id) = n.strip_prefix(REMOVING) {
+                // The rm that retired it keeps its lock until it is done;
+                // a free lock means that rm was killed.
+                if let Ok(Some(_lock)) = try_lock_dir(&e.path()) {
+                    remove_tree(&e.path())?;
+                    if super::names::valid_id(id) {
+                        gone.push(id.to_string());
+                    }
+                }
+            } else if super::names::valid_id(&n)
+                && !self.paths(&n).config().exists()
+                && let Ok(Some(_lock)) = self.try_lock(&n)
+                && !self.paths(&n).config().exists()
+            {
+                remove_tree(&e.path())?;
+                gone.push(n);
+            }
+        }
+        let names = self.names_dir();
+        if let Ok(entries) = fs::read_dir(&names) {
+            let _names = self.lock_names()?;
+            for e in entries.flatten() {
+                let Ok(n) = e.file_name().into_string() else {
+                    continue;
+                };
+                let owner = read_owner(&e.path());
+                if super::names::valid_name(&n) && self.name_is_stale(&n, &owner) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Takes a container's directory out of the way in one step (the
+    /// container stops existing), for the caller to delete; the caller
+    /// holds its lock. A crash before the delete leaves a `.removing-ID`
+    /// that [`Containers::reap`] finishes.
+    pub fn retire_dir(&self, id: &str) -> Result<PathBuf> {
+        let p = self.paths(id);
+        let trash = self.containers_dir().join(format!("{REMOVING}{id}"));
+        fs::rename(&p.dir, &trash).map_err(io("rename", &p.dir))?;
+        Ok(trash)
     }
 
     /// Finds a container by name, full ID or unique ID prefix.
     pub fn resolve(&self, what: &str) -> Result<String> {
         let what = what.strip_prefix('/').unwrap_or(what);
         if super::names::valid_name(what)
-            && let Ok(id) = fs::read_to_string(self.names_dir().join(what))
+            && let id = read_owner(&self.names_dir().join(what))
+            && super::names::valid_id(&id)
             && self.paths(&id).config().exists()
         {
             return Ok(id);
@@ -310,7 +442,7 @@ impl Containers {
         Ok(entries
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit()))
+            .filter(|n| super::names::valid_id(n))
             .collect())
     }
 
@@ -318,11 +450,42 @@ impl Containers {
     pub fn create_dir(&self, id: &str) -> Result<Lock> {
         self.ensure_dirs()?;
         let p = self.paths(id);
+        // Made under another name and locked before it gets its own: a
+        // reaper (or a name's taker) that found it without a record and
+        // unlocked would take it for a crashed create's and delete it.
+        // The temp name holds our pid: the reaper leaves it alone while we
+        // live, as mkdir and flock are two steps.
+        let tmp = self
+            .containers_dir()
+            .join(format!("{CREATING}{}-{id}", std::process::id()));
         fs::DirBuilder::new()
             .mode(0o700)
-            .create(&p.dir)
-            .map_err(io("create", &p.dir))?;
-        self.lock(id)
+            .create(&tmp)
+            .map_err(io("create", &tmp))?;
+        let lock = match try_lock_dir(&tmp) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                return Err(Error::Io {
+                    op: "lock",
+                    path: tmp,
+                    source: std::io::ErrorKind::WouldBlock.into(),
+                });
+            }
+            Err(e) => {
+                let _ = fs::remove_dir(&tmp);
+                return Err(e);
+            }
+        };
+        // The flock is the inode's: it moves with the rename.
+        if let Err(source) = fs::rename(&tmp, &p.dir) {
+            let _ = fs::remove_dir(&tmp);
+            return Err(Error::Io {
+                op: "rename",
+                path: tmp,
+                source,
+            });
+        }
+        Ok(lock)
     }
 
     /// Serializes commands on one container (flock on its directory).
@@ -356,21 +519,7 @@ impl Containers {
 
     /// The lock if no other command holds it now.
     pub fn try_lock(&self, id: &str) -> Result<Option<Lock>> {
-        let p = self.paths(id);
-        let f = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(&p.dir)
-            .map_err(io("open", &p.dir))?;
-        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(Some(Lock { _lock: lock })),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-            Err((_, e)) => Err(Error::Io {
-                op: "lock",
-                path: p.dir.clone(),
-                source: e.into(),
-            }),
-        }
+        try_lock_dir(&self.paths(id).dir)
     }
 
     pub fn read(&self, id: &str) -> Result<Record> {
@@ -391,6 +540,52 @@ impl Containers {
 
     pub fn write_state(&self, id: &str, st: &State) -> Result<()> {
         write_json(&self.paths(id).state(), st)
+    }
+}
+
+/// The prefix of a container directory being deleted.
+const REMOVING: &str = ".removing-";
+/// The prefix of a container directory being made (`.creating-PID-ID`,
+/// until it is locked and renamed).
+const CREATING: &str = ".creating-";
+
+/// The ID a name points at: a symlink's target, or (names made by older
+/// versions) a file's content. Empty if unreadable.
+fn read_owner(path: &Path) -> String {
+    match fs::read_link(path) {
+        Ok(t) => t.to_string_lossy().into_owned(),
+        Err(_) => fs::read_to_string(path).unwrap_or_default(),
+    }
+}
+
+/// A directory's flock if no other process holds it now.
+fn try_lock_dir(dir: &Path) -> Result<Option<Lock>> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(io("open", dir))?;
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(Lock { _lock: lock })),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(Error::Io {
+            op: "lock",
+            path: dir.to_path_buf(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Deletes a directory tree; gone already is fine.
+pub(crate) fn remove_tree(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Io {
+            op: "remove",
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

@@ -105,6 +105,14 @@ pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, Error> {
     Ok(set)
 }
 
+/// The `--ulimit`s name known limits (checked at create, not first at
+/// start).
+pub fn check_ulimits(host: &HostConfig) -> Result<(), Error> {
+    host.ulimits
+        .iter()
+        .try_for_each(|u| rlimit_type(&u.name).map(drop))
+}
+
 fn rlimit_type(name: &str) -> Result<&'static str, Error> {
     Ok(match name {
         "core" => "RLIMIT_CORE",

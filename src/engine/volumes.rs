@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,9 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The prefix of a volume directory being deleted.
+const REMOVING: &str = ".removing-";
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
@@ -79,15 +82,14 @@ impl Volumes {
                 path: self.dir.clone(),
                 source,
             })?;
+        // Concurrent `run -v NAME:…` make the same volume: one makes it,
+        // the others find it whole, never half made.
+        let _lock = self.lock()?;
+        self.sweep();
         let dir = self.vol_dir(name);
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                if exist_ok {
-                    return self.inspect(name);
-                }
-                return Err(Error::Exists(name.to_string()));
-            }
+        let made_dir = match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
             Err(source) => {
                 return Err(Error::Io {
                     op: "create",
@@ -95,16 +97,27 @@ impl Volumes {
                     source,
                 });
             }
+        };
+        if !made_dir && let Ok(v) = self.inspect(name) {
+            return if exist_ok {
+                Ok(v)
+            } else {
+                Err(Error::Exists(name.to_string()))
+            };
         }
+        // New, or half made by a process that was killed: finish it.
         let data = self.data_dir(name);
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&data)
-            .map_err(|source| Error::Io {
-                op: "create",
-                path: data.clone(),
-                source,
-            })?;
+        match fs::DirBuilder::new().mode(0o755).create(&data) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "create",
+                    path: data,
+                    source,
+                });
+            }
+        }
         let v = Volume {
             name: name.to_string(),
             driver: "local".into(),
@@ -121,6 +134,35 @@ impl Volumes {
             source: std::io::Error::other(e.to_string()),
         })?;
         Ok(v)
+    }
+
+    /// Serializes creates and removals (flock on the volumes directory).
+    fn lock(&self) -> Result<nix::fcntl::Flock<fs::File>> {
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&self.dir)
+            .map_err(|source| Error::Io {
+                op: "open",
+                path: self.dir.clone(),
+                source,
+            })?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+            Error::Io {
+                op: "lock",
+                path: self.dir.clone(),
+                source: e.into(),
+            }
+        })
+    }
+
+    /// Deletes what a removal killed half way left (under the lock).
+    fn sweep(&self) {
+        for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(REMOVING) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     pub fn inspect(&self, name: &str) -> Result<Volume> {
@@ -143,6 +185,7 @@ impl Volumes {
         let mut out: Vec<Volume> = entries
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| super::names::valid_name(n))
             .filter_map(|n| self.inspect(&n).ok())
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -159,10 +202,20 @@ impl Volumes {
                 users: users.join(", "),
             });
         }
+        let _lock = self.lock()?;
+        // Out of sight in one step, then deleted: a removal cut short never
+        // leaves a volume with part of its data.
         let dir = self.vol_dir(name);
-        fs::remove_dir_all(&dir).map_err(|source| Error::Io {
-            op: "remove",
+        let doomed = self.dir.join(format!("{REMOVING}{name}"));
+        fs::rename(&dir, &doomed).map_err(|source| Error::Io {
+            op: "rename",
             path: dir,
+            source,
+        })?;
+        crate::fault::point("volume.retired");
+        fs::remove_dir_all(&doomed).map_err(|source| Error::Io {
+            op: "remove",
+            path: doomed,
             source,
         })
     }

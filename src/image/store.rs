@@ -263,15 +263,20 @@ impl Store {
             .exists()
     }
 
-    fn lock(&self, name: &str, exclusive: bool) -> Result<File> {
+    fn lock_file(&self, name: &str) -> Result<File> {
         let path = self.root.join("locks").join(format!("{name}.lock"));
-        let file = OpenOptions::new()
+        OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o600)
             .open(&path)
-            .map_err(io_at(&path))?;
+            .map_err(io_at(&path))
+    }
+
+    fn lock(&self, name: &str, exclusive: bool) -> Result<File> {
+        let path = self.root.join("locks").join(format!("{name}.lock"));
+        let file = self.lock_file(name)?;
         let op = if exclusive {
             rustix::fs::FlockOperation::LockExclusive
         } else {
@@ -301,6 +306,62 @@ impl Store {
             let _ = fs::remove_file(&tmp);
         }
         done.map_err(io_at(path))
+    }
+
+    /// Deletes what killed imports left: temp files of dead processes,
+    /// half-unpacked layers whose lock no one holds, and layers a killed
+    /// garbage collection was deleting. Called with the gc lock held
+    /// shared (so no collection runs now); failures are harmless here.
+    fn sweep(&self) {
+        for e in fs::read_dir(self.root.join("tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // write-PID-N: ours by pid; layer-HEX: under that layer's lock.
+            match name.split('-').collect::<Vec<_>>()[..] {
+                ["write", pid, _]
+                    if pid
+                        .parse::<i32>()
+                        .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists()) =>
+                {
+                    let _ = fs::remove_file(e.path());
+                }
+                ["layer", hex] => {
+                    if let Some(_lock) = self.idle_layer_lock(hex) {
+                        let _ = fs::remove_file(e.path());
+                    }
+                }
+                _ => {}
+            }
+        }
+        for e in fs::read_dir(self.root.join("layers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-gc-") {
+                let _ = fs::remove_dir_all(e.path());
+            } else if let Some(hex) = name.strip_prefix(".tmp-")
+                && let Some(_lock) = self.idle_layer_lock(hex)
+            {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// The lock of the layer with this diffID hex, if no process holds it
+    /// (its temp files are then stale). Held until dropped.
+    fn idle_layer_lock(&self, hex: &str) -> Option<File> {
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let file = self.lock_file(&format!("layer-{hex}")).ok()?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .ok()
+            .map(|()| file)
     }
 
     fn tmp_path(&self, what: &str) -> PathBuf {
@@ -376,7 +437,9 @@ impl Store {
         progress: &dyn Progress,
     ) -> Result<Image> {
         let _gc = self.lock("gc", false)?;
+        self.sweep();
         let (config_bytes, config_desc) = self.fetch_small(source, &plan.config, "image config")?;
+        crate::fault::point("image.config-fetched");
         let config: ConfigSummary = manifest::parse_config(
             &config_bytes,
             plan.layers.len(),
@@ -433,6 +496,7 @@ impl Store {
             None => synthesize_manifest(&config_desc, &layers),
         };
         self.put_small_blob(&manifest_bytes, &manifest_desc, "manifest")?;
+        crate::fault::point("image.blobs-stored");
 
         let id = config_desc.digest.clone();
         let mut record = ImageRecord {
@@ -459,11 +523,13 @@ impl Store {
             source,
         })?;
         self.write_atomic(&self.record_path(&id), &json)?;
+        crate::fault::point("image.recorded");
         self.update_names(|names| {
             for name in &plan.names {
                 names.insert(name.full_name(), id.clone());
             }
         })?;
+        crate::fault::point("image.named");
         self.image(&id)
     }
 
@@ -554,6 +620,7 @@ impl Store {
             .read_to_end(&mut magic)
             .map_err(|e| self.blob_read_error(e, input, &label))?;
         let compression = Compression::detect(&magic, &input.media_type);
+        crate::fault::point("image.layer-unpacking");
         let (size, actual_diff) = if have_layer {
             (0, None)
         } else {
@@ -616,6 +683,7 @@ impl Store {
             });
         }
 
+        crate::fault::point("image.layer-verified");
         // One syncfs makes the whole layer durable before it becomes
         // visible by rename (no fsync per file).
         let dirfd = File::open(&tmp_home).map_err(io_at(&tmp_home))?;
@@ -631,6 +699,7 @@ impl Store {
             fs::rename(&tmp_home, &layer_home).map_err(io_at(&layer_home))?;
         }
         drop(cleanup);
+        crate::fault::point("image.layer-stored");
         progress.layer_done(&label);
         let size = if have_layer {
             fs::read_to_string(layer_home.join("size"))
@@ -841,7 +910,28 @@ impl Store {
             .create(&dir)
             .map_err(io_at(&dir))?;
         let path = dir.join(container_file_name(container));
+        // The last user's removal may take the directory away between our
+        // mkdir and create: make it again.
+        for _ in 0..8 {
+            match File::create(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let _ = fs::DirBuilder::new().mode(0o700).create(&dir);
+                }
+                r => return r.map(drop).map_err(io_at(&path)),
+            }
+        }
         File::create(&path).map(drop).map_err(io_at(&path))
+    }
+
+    /// Drops every mark of `container`, whatever the image (the engine's
+    /// reaper: a container whose create or rm was cut short).
+    pub fn forget_user(&self, container: &str) {
+        let users = self.root.join("image-users");
+        for e in fs::read_dir(&users).into_iter().flatten().flatten() {
+            if fs::remove_file(e.path().join(container_file_name(container))).is_ok() {
+                let _ = fs::remove_dir(e.path());
+            }
+        }
     }
 
     /// Undoes [`Store::add_user`] (the engine calls this when it removes the

@@ -261,9 +261,22 @@ impl Runtime {
         guard.dir = Some(dir);
 
         let hierarchies = Hierarchies::detect()?;
+        // Recorded before it is made and again after (with the parents it
+        // made): a create killed in between leaves a cgroup `delete` finds.
+        if let (Ok(planned), Some(d)) = (
+            Cgroup::plan(&hierarchies, plan.cgroups_path.as_deref(), &opts.id),
+            &guard.dir,
+        ) {
+            record.cgroup = Some(planned);
+            d.write(&record)?;
+        }
         let cg = self.make_cgroup(&hierarchies, &plan, &opts.id)?;
         guard.cgroup = cg.clone();
         record.cgroup = cg.clone();
+        if let Some(d) = &guard.dir {
+            d.write(&record)?;
+        }
+        crate::fault::point("runtime.cgroup-made");
         let cg_ref = cg.as_ref();
 
         let listener =
@@ -291,7 +304,9 @@ impl Runtime {
             join_after: Vec::new(),
             new_cgroupns: ns.creates(NsKind::Cgroup),
         };
-        let mut clone_flags = ns.new_flags() & !CloneFlags::CLONE_NEWCGROUP;
+        // difference, not `& !`: bitflags' `!` drops the bits nix does not
+        // name, CLONE_NEWTIME among them.
+        let mut clone_flags = ns.new_flags().difference(CloneFlags::CLONE_NEWCGROUP);
         // Joined pid namespaces take effect for children: join in the
         // parent, which affects only the processes it forks next.
         let mut joined: Vec<(NsKind, OwnedFd, PathBuf)> = Vec::new();
@@ -321,7 +336,7 @@ impl Runtime {
             }
             stage1.join_first = joined;
             stage1.unshare_user = ns.creates(NsKind::User);
-            stage1.unshare = clone_flags & !CloneFlags::CLONE_NEWUSER;
+            stage1.unshare = clone_flags.difference(CloneFlags::CLONE_NEWUSER);
             // A joined pid namespace was entered by our clone already (the
             // parent joined it for its children); new ones need a fork.
             stage1.fork = clone_flags.intersects(

@@ -42,6 +42,17 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The hook stages we run, in lifecycle order (prestart is deprecated but
+/// still run, with createRuntime).
+pub const STAGES: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
 /// Runs `hooks` in order; the first failure stops the rest.
 pub fn run_all(stage: &'static str, hooks: Option<&Vec<Hook>>, state_json: &[u8]) -> Result<()> {
     for h in hooks.into_iter().flatten() {

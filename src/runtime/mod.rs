@@ -3,9 +3,11 @@
 
 pub mod console;
 pub mod container;
+pub mod copyup;
 pub mod default_spec;
 pub mod events;
 pub mod exec_stub;
+pub mod features;
 pub mod foreground;
 pub mod hooks;
 pub mod init;

@@ -32,6 +32,9 @@ pub struct Options {
     /// Recursive attributes (`rro`, `rnosuid`, …) for mount_setattr(AT_RECURSIVE).
     pub rec_set: u64,
     pub rec_clear: u64,
+    /// `tmpcopyup` (runc's and crun's extension, for tmpfs): the new tmpfs
+    /// starts with a copy of what the rootfs has at the destination.
+    pub tmpcopyup: bool,
 }
 
 impl Default for Options {
@@ -43,6 +46,7 @@ impl Default for Options {
             propagation: Vec::new(),
             rec_set: 0,
             rec_clear: 0,
+            tmpcopyup: false,
         }
     }
 }
@@ -85,18 +89,28 @@ pub fn parse(options: &[String]) -> Result<Options, Error> {
             o.propagation.push(p);
             continue;
         }
-        if let Some((set, bits)) = recursive_option(opt) {
-            if set {
-                o.rec_set |= bits;
-                o.rec_clear &= !bits;
-            } else {
-                o.rec_clear |= bits;
-                o.rec_set &= !bits;
+        if let Some(change) = recursive_option(opt) {
+            match change {
+                RecAttr::Set(bits) => {
+                    o.rec_set |= bits;
+                    o.rec_clear &= !bits;
+                }
+                RecAttr::Clear(bits) => {
+                    o.rec_clear |= bits;
+                    o.rec_set &= !bits;
+                }
+                // The access-time mode is one field: mount_setattr(2) takes
+                // a new one only with the whole field in attr_clr.
+                RecAttr::Atime(mode) => {
+                    o.rec_set = (o.rec_set & !attr::ATIME_MASK) | mode;
+                    o.rec_clear |= attr::ATIME_MASK;
+                }
             }
             continue;
         }
         match opt {
             "idmap" | "ridmap" => return Err(Error::Unsupported(opt.to_string())),
+            EXTENSIONS_TMPCOPYUP => o.tmpcopyup = true,
             // fstab's placeholder: no flag, no data.
             "" | "defaults" => {}
             _ => o.data.push(opt.to_string()),
@@ -105,75 +119,114 @@ pub fn parse(options: &[String]) -> Result<Options, Error> {
     Ok(o)
 }
 
-/// Named mount(2) flags: `(true, flag)` sets, `(false, flag)` clears.
-fn flag_option(opt: &str) -> Option<(bool, MsFlags)> {
-    Some(match opt {
-        "ro" => (true, MsFlags::MS_RDONLY),
-        "rw" => (false, MsFlags::MS_RDONLY),
-        "bind" => (true, MsFlags::MS_BIND),
-        "rbind" => (true, MsFlags::MS_BIND | MsFlags::MS_REC),
-        "nosuid" => (true, MsFlags::MS_NOSUID),
-        "suid" => (false, MsFlags::MS_NOSUID),
-        "nodev" => (true, MsFlags::MS_NODEV),
-        "dev" => (false, MsFlags::MS_NODEV),
-        "noexec" => (true, MsFlags::MS_NOEXEC),
-        "exec" => (false, MsFlags::MS_NOEXEC),
-        "sync" => (true, MsFlags::MS_SYNCHRONOUS),
-        "async" => (false, MsFlags::MS_SYNCHRONOUS),
-        "dirsync" => (true, MsFlags::MS_DIRSYNC),
-        "remount" => (true, MsFlags::MS_REMOUNT),
-        "mand" => (true, MsFlags::MS_MANDLOCK),
-        "nomand" => (false, MsFlags::MS_MANDLOCK),
-        "atime" => (false, MsFlags::MS_NOATIME),
-        "noatime" => (true, MsFlags::MS_NOATIME),
-        "diratime" => (false, MsFlags::MS_NODIRATIME),
-        "nodiratime" => (true, MsFlags::MS_NODIRATIME),
-        "relatime" => (true, MsFlags::MS_RELATIME),
-        "norelatime" => (false, MsFlags::MS_RELATIME),
-        "strictatime" => (true, MsFlags::MS_STRICTATIME),
-        "nostrictatime" => (false, MsFlags::MS_STRICTATIME),
-        "lazytime" => (true, MsFlags::MS_LAZYTIME),
-        "nolazytime" => (false, MsFlags::MS_LAZYTIME),
-        "silent" => (true, MsFlags::MS_SILENT),
-        "loud" => (false, MsFlags::MS_SILENT),
-        _ => return None,
-    })
-}
+/// Named mount(2) flags: `(name, true, flag)` sets, `(name, false, flag)` clears.
+const FLAGS: &[(&str, bool, MsFlags)] = &[
+    ("ro", true, MsFlags::MS_RDONLY),
+    ("rw", false, MsFlags::MS_RDONLY),
+    ("bind", true, MsFlags::MS_BIND),
+    ("rbind", true, MsFlags::MS_BIND.union(MsFlags::MS_REC)),
+    ("nosuid", true, MsFlags::MS_NOSUID),
+    ("suid", false, MsFlags::MS_NOSUID),
+    ("nodev", true, MsFlags::MS_NODEV),
+    ("dev", false, MsFlags::MS_NODEV),
+    ("noexec", true, MsFlags::MS_NOEXEC),
+    ("exec", false, MsFlags::MS_NOEXEC),
+    ("sync", true, MsFlags::MS_SYNCHRONOUS),
+    ("async", false, MsFlags::MS_SYNCHRONOUS),
+    ("dirsync", true, MsFlags::MS_DIRSYNC),
+    ("remount", true, MsFlags::MS_REMOUNT),
+    ("mand", true, MsFlags::MS_MANDLOCK),
+    ("nomand", false, MsFlags::MS_MANDLOCK),
+    ("atime", false, MsFlags::MS_NOATIME),
+    ("noatime", true, MsFlags::MS_NOATIME),
+    ("diratime", false, MsFlags::MS_NODIRATIME),
+    ("nodiratime", true, MsFlags::MS_NODIRATIME),
+    ("relatime", true, MsFlags::MS_RELATIME),
+    ("norelatime", false, MsFlags::MS_RELATIME),
+    ("strictatime", true, MsFlags::MS_STRICTATIME),
+    ("nostrictatime", false, MsFlags::MS_STRICTATIME),
+    ("lazytime", true, MsFlags::MS_LAZYTIME),
+    ("nolazytime", false, MsFlags::MS_LAZYTIME),
+    ("silent", true, MsFlags::MS_SILENT),
+    ("loud", false, MsFlags::MS_SILENT),
+];
 
-fn propagation_option(opt: &str) -> Option<MsFlags> {
-    Some(match opt {
-        "private" => MsFlags::MS_PRIVATE,
-        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "shared" => MsFlags::MS_SHARED,
-        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        "slave" => MsFlags::MS_SLAVE,
-        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        _ => return None,
-    })
+/// Options of the runtime, not of mount(2).
+const EXTENSIONS_TMPCOPYUP: &str = "tmpcopyup";
+
+/// Propagation changes.
+const PROPAGATION: &[(&str, MsFlags)] = &[
+    ("private", MsFlags::MS_PRIVATE),
+    ("rprivate", MsFlags::MS_PRIVATE.union(MsFlags::MS_REC)),
+    ("shared", MsFlags::MS_SHARED),
+    ("rshared", MsFlags::MS_SHARED.union(MsFlags::MS_REC)),
+    ("slave", MsFlags::MS_SLAVE),
+    ("rslave", MsFlags::MS_SLAVE.union(MsFlags::MS_REC)),
+    ("unbindable", MsFlags::MS_UNBINDABLE),
+    ("runbindable", MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC)),
+];
+
+/// A recursive attribute change (mount_setattr(2) with AT_RECURSIVE).
+#[derive(Clone, Copy)]
+enum RecAttr {
+    Set(u64),
+    Clear(u64),
+    /// Sets the access-time mode (noatime, relatime, strictatime).
+    Atime(u64),
 }
 
 /// The recursive variants runc and crun accept (`rro`, `rnoexec`, …).
-fn recursive_option(opt: &str) -> Option<(bool, u64)> {
-    Some(match opt {
-        "rro" => (true, attr::RDONLY),
-        "rrw" => (false, attr::RDONLY),
-        "rnosuid" => (true, attr::NOSUID),
-        "rsuid" => (false, attr::NOSUID),
-        "rnodev" => (true, attr::NODEV),
-        "rdev" => (false, attr::NODEV),
-        "rnoexec" => (true, attr::NOEXEC),
-        "rexec" => (false, attr::NOEXEC),
-        "rnodiratime" => (true, attr::NODIRATIME),
-        "rdiratime" => (false, attr::NODIRATIME),
-        "rnosymfollow" => (true, attr::NOSYMFOLLOW),
-        "rsymfollow" => (false, attr::NOSYMFOLLOW),
-        "rnoatime" => (true, attr::NOATIME),
-        "rrelatime" => (true, attr::RELATIME),
-        "rstrictatime" => (true, attr::STRICTATIME),
-        _ => return None,
-    })
+const RECURSIVE: &[(&str, RecAttr)] = &[
+    ("rro", RecAttr::Set(attr::RDONLY)),
+    ("rrw", RecAttr::Clear(attr::RDONLY)),
+    ("rnosuid", RecAttr::Set(attr::NOSUID)),
+    ("rsuid", RecAttr::Clear(attr::NOSUID)),
+    ("rnodev", RecAttr::Set(attr::NODEV)),
+    ("rdev", RecAttr::Clear(attr::NODEV)),
+    ("rnoexec", RecAttr::Set(attr::NOEXEC)),
+    ("rexec", RecAttr::Clear(attr::NOEXEC)),
+    ("rnodiratime", RecAttr::Set(attr::NODIRATIME)),
+    ("rdiratime", RecAttr::Clear(attr::NODIRATIME)),
+    ("rnosymfollow", RecAttr::Set(attr::NOSYMFOLLOW)),
+    ("rsymfollow", RecAttr::Clear(attr::NOSYMFOLLOW)),
+    ("rnoatime", RecAttr::Atime(attr::NOATIME)),
+    ("rrelatime", RecAttr::Atime(attr::RELATIME)),
+    ("rstrictatime", RecAttr::Atime(attr::STRICTATIME)),
+];
+
+fn flag_option(opt: &str) -> Option<(bool, MsFlags)> {
+    FLAGS
+        .iter()
+        .find(|(name, _, _)| *name == opt)
+        .map(|&(_, set, flag)| (set, flag))
+}
+
+fn propagation_option(opt: &str) -> Option<MsFlags> {
+    PROPAGATION
+        .iter()
+        .find(|(name, _)| *name == opt)
+        .map(|&(_, flag)| flag)
+}
+
+fn recursive_option(opt: &str) -> Option<RecAttr> {
+    RECURSIVE
+        .iter()
+        .find(|(name, _)| *name == opt)
+        .map(|&(_, change)| change)
+}
+
+/// Every option name [`parse`] acts on (the rest is filesystem data), for
+/// `features`.
+pub fn known() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = FLAGS
+        .iter()
+        .map(|f| f.0)
+        .chain(PROPAGATION.iter().map(|p| p.0))
+        .chain(RECURSIVE.iter().map(|r| r.0))
+        .chain([EXTENSIONS_TMPCOPYUP])
+        .collect();
+    all.sort_unstable();
+    all
 }
 
 /// Parses a `rootfsPropagation` value.
@@ -214,6 +267,32 @@ mod tests {
     fn recursive_attrs() {
         let o = p(&["rbind", "rro", "rnoexec"]);
         assert_eq!(o.rec_set, attr::RDONLY | attr::NOEXEC);
+    }
+
+    #[test]
+    fn recursive_atime_modes_clear_the_whole_field() {
+        let o = p(&["rnoatime"]);
+        assert_eq!((o.rec_set, o.rec_clear), (attr::NOATIME, attr::ATIME_MASK));
+        let o = p(&["rnoatime", "rstrictatime"]);
+        assert_eq!(o.rec_set, attr::STRICTATIME);
+        let o = p(&["rnoatime", "rrelatime", "rro"]);
+        assert_eq!((o.rec_set, o.rec_clear), (attr::RDONLY, attr::ATIME_MASK));
+    }
+
+    #[test]
+    fn known_options_are_not_data() {
+        for name in known() {
+            let o = p(&[name]);
+            assert!(o.data.is_empty(), "{name} went to the data");
+        }
+        assert!(!known().contains(&"idmap"));
+    }
+
+    #[test]
+    fn tmpcopyup_is_ours_not_the_kernels() {
+        let o = p(&["nosuid", "tmpcopyup", "size=1m"]);
+        assert!(o.tmpcopyup);
+        assert_eq!(o.data_string(), "size=1m");
     }
 
     #[test]

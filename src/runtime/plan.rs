@@ -90,6 +90,20 @@ impl NsKind {
         }
     }
 
+    /// The config's name for it (`linux.namespaces[].type`).
+    pub fn spec_type(self) -> LinuxNamespaceType {
+        match self {
+            NsKind::User => LinuxNamespaceType::User,
+            NsKind::Mount => LinuxNamespaceType::Mount,
+            NsKind::Pid => LinuxNamespaceType::Pid,
+            NsKind::Net => LinuxNamespaceType::Network,
+            NsKind::Ipc => LinuxNamespaceType::Ipc,
+            NsKind::Uts => LinuxNamespaceType::Uts,
+            NsKind::Cgroup => LinuxNamespaceType::Cgroup,
+            NsKind::Time => LinuxNamespaceType::Time,
+        }
+    }
+
     fn from_spec(t: LinuxNamespaceType) -> NsKind {
         match t {
             LinuxNamespaceType::User => NsKind::User,

@@ -29,6 +29,8 @@ pub enum Error {
     Path(#[from] inroot::Error),
     #[error(transparent)]
     Proc(#[from] super::procfs::Error),
+    #[error(transparent)]
+    CopyUp(#[from] super::copyup::Error),
     #[error("mount {what} on {dest}: {errno}")]
     Mount {
         what: String,
@@ -247,11 +249,41 @@ fn mount_one(ctx: &Context<'_>, root: &Root, m: &MountPlan) -> Result<()> {
     } else {
         root.resolve_or_create(dest, Create::Dir(0o755))?
     };
-    let flags = m.options.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC);
+    let mut flags = m.options.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_REC);
     let data = m.options.data_string();
     let source = m.source.clone().unwrap_or_else(|| PathBuf::from(&m.fstype));
+    // What the tmpfs will hide, opened before it does; the tmpfs is
+    // mounted writable for the copy and made read-only after.
+    let copy_from = if m.options.tmpcopyup && m.fstype == "tmpfs" {
+        flags.remove(MsFlags::MS_RDONLY);
+        Some(
+            inroot::reopen(&target, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                .map_err(sys("open for tmpcopyup", dest))?,
+        )
+    } else {
+        None
+    };
     let res = mount_at(&source, &target, &m.fstype, flags, &data);
     match res {
+        Ok(()) if copy_from.is_some() => {
+            let tmpfs = root.resolve(dest)?;
+            let tmpfs_dir = inroot::reopen(&tmpfs, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                .map_err(sys("open for tmpcopyup", dest))?;
+            if let Some(from) = &copy_from {
+                super::copyup::copy_contents(from, &tmpfs_dir, dest)?;
+            }
+            if m.options.is_readonly() {
+                let a = MountAttr {
+                    attr_set: attr::RDONLY,
+                    ..Default::default()
+                };
+                linux::mount_setattr(tmpfs.as_fd(), false, &a).map_err(|errno| Error::Mount {
+                    what: "read-only tmpfs".into(),
+                    dest: dest.clone(),
+                    errno,
+                })?;
+            }
+        }
         Ok(()) => {}
         // In a user namespace the kernel refuses sysfs (no network namespace
         // of ours) and sometimes mqueue: bind the host's instead, as runc does.

@@ -389,6 +389,14 @@ impl Program {
     }
 }
 
+/// The libseccomp we are linked with, "2.5.4" (or "unknown").
+pub fn libseccomp_version() -> String {
+    match libseccomp::ScmpVersion::current() {
+        Ok(v) => format!("{}.{}.{}", v.major, v.minor, v.micro),
+        Err(_) => "unknown".to_string(),
+    }
+}
+
 fn scmp_err(what: &str) -> impl FnOnce(libseccomp::error::SeccompError) -> Error + '_ {
     move |e| Error::Compile(format!("{what}: {e}"))
 }

@@ -15,6 +15,14 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
+#[path = "leaks.rs"]
+pub mod leaks;
+
+/// What a store keeps (relative to the test dir), and what it must not: a
+/// killed or refused import leaves no temp files and no half layers.
+pub const STORE_FURNITURE: &[&str] = &["root/**"];
+pub const STORE_DENY: &[&str] = &["root/layers/.tmp-*/**", "root/tmp/*"];
+
 pub fn require_root() {
     assert!(
         rustix::process::geteuid().is_root(),
@@ -38,16 +46,40 @@ pub fn fixture(name: &str) -> PathBuf {
 /// nothing appeared beside it.
 pub struct TestRoot {
     pub dir: tempfile::TempDir,
+    pub leaks: leaks::Checker,
 }
 
 impl TestRoot {
     pub fn new() -> TestRoot {
         require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-image-test.")
+            .tempdir()
+            .expect("tempdir");
+        let scope = leaks::Scope {
+            dirs: vec![dir.path().to_path_buf()],
+            files: vec![leaks::Files {
+                dir: dir.path().to_path_buf(),
+                allow: STORE_FURNITURE.iter().map(|s| s.to_string()).collect(),
+                deny: STORE_DENY.iter().map(|s| s.to_string()).collect(),
+            }],
+            tag: dir
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
         TestRoot {
-            dir: tempfile::Builder::new()
-                .prefix("berth-image-test.")
-                .tempdir()
-                .expect("tempdir"),
+            leaks: leaks::Checker::new(scope),
+            dir,
+        }
+    }
+
+    /// Allows the test's own files (archives it wrote beside the store).
+    pub fn allow(&mut self, pattern: &str) {
+        if let Some(f) = self.leaks.scope.files.first_mut() {
+            f.allow.push(pattern.to_string());
         }
     }
 
@@ -65,7 +97,10 @@ impl TestRoot {
             .arg(self.root())
             .args(args)
             .env_remove("BERTH_ROOT")
-            .env_remove("BERTH_MAX_LAYER_SIZE");
+            .env_remove("BERTH_MAX_LAYER_SIZE")
+            .env_remove("BERTH_FAULT")
+            .env_remove("BERTH_FAULT_TRACE")
+            .env(leaks::TAG_VAR, &self.leaks.scope.tag);
         c
     }
 
@@ -129,6 +164,14 @@ impl TestRoot {
             out.push(format!("repositories.json: {repos}"));
         }
         out
+    }
+}
+
+impl Drop for TestRoot {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.leaks.assert_no_leaks();
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 //! if it is not.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod engine;
+pub mod leaks;
 pub mod network;
 
 use std::fs;
@@ -89,17 +91,66 @@ impl Bundle {
 /// berth-runtime with a private state root.
 pub struct Runtime {
     pub root: tempfile::TempDir,
+    pub leaks: std::cell::RefCell<leaks::Checker>,
 }
 
 impl Runtime {
     pub fn new() -> Runtime {
         require_root();
+        let root = tempfile::Builder::new()
+            .prefix("berth-test-root.")
+            .tempdir()
+            .expect("temp dir");
+        let tag = root
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let scope = leaks::Scope {
+            dirs: vec![root.path().to_path_buf()],
+            files: vec![leaks::Files {
+                dir: root.path().to_path_buf(),
+                // Process files, pid files and logs the tests write there;
+                // a container's state is a directory named by its ID.
+                allow: vec!["*.json".into(), "*.pid".into()],
+                deny: vec![],
+            }],
+            tag,
+            ..Default::default()
+        };
         Runtime {
-            root: tempfile::Builder::new()
-                .prefix("berth-test-root.")
-                .tempdir()
-                .expect("temp dir"),
+            root,
+            leaks: std::cell::RefCell::new(leaks::Checker::new(scope)),
         }
+    }
+
+    /// Every difference from the state root as it was made: files in it,
+    /// mounts and fds naming it, its processes, and the cgroups of the
+    /// containers this thread named with [`id`].
+    pub fn leaks(&self) -> Vec<String> {
+        let mut l = self.leaks.borrow_mut();
+        l.scope.cgroups = ids_made_here()
+            .iter()
+            .map(|id| format!("{}/{id}", "berth"))
+            .collect();
+        l.leaks()
+    }
+
+    /// Deletes every container (`delete --force`), then fails the test on
+    /// any leak.
+    #[track_caller]
+    pub fn assert_no_leaks(&self) {
+        for id in self.ids() {
+            let _ = self.run(&["delete", "--force", &id]);
+        }
+        let leaks = self.leaks();
+        assert!(
+            leaks.is_empty(),
+            "runtime root {}: {} leak(s):\n  {}",
+            self.root.path().display(),
+            leaks.len(),
+            leaks.join("\n  ")
+        );
     }
 
     pub fn bin() -> &'static str {
@@ -108,7 +159,11 @@ impl Runtime {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(Self::bin());
-        c.arg("--root").arg(self.root.path());
+        c.arg("--root")
+            .arg(self.root.path())
+            .env(leaks::TAG_VAR, &self.leaks.borrow().scope.tag)
+            .env_remove("BERTH_FAULT")
+            .env_remove("BERTH_FAULT_TRACE");
         c
     }
 
@@ -178,6 +233,16 @@ impl Drop for Runtime {
         for id in self.ids() {
             let _ = self.run(&["delete", "--force", &id]);
         }
+        if !std::thread::panicking() {
+            let leaks = self.leaks();
+            assert!(
+                leaks.is_empty(),
+                "runtime root {}: {} leak(s):\n  {}",
+                self.root.path().display(),
+                leaks.len(),
+                leaks.join("\n  ")
+            );
+        }
     }
 }
 
@@ -240,6 +305,11 @@ pub fn fails(o: &Output) -> String {
 /// Every cgroup directory named `id` in any hierarchy (the default
 /// cgroupsPath is /berth/<id>).
 pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    cgroup_dirs_at(&format!("berth/{id}"))
+}
+
+/// The cgroup `rel` (from each hierarchy's root), where it exists.
+pub fn cgroup_dirs_at(rel: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     for line in mounts.lines() {
@@ -250,7 +320,7 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
             continue;
         }
         if let Some(mp) = pre.split(' ').nth(4) {
-            let d = Path::new(mp).join("berth").join(id);
+            let d = Path::new(mp).join(rel.trim_start_matches('/'));
             if d.exists() {
                 out.push(d);
             }
@@ -298,12 +368,54 @@ pub fn assert_gone(rt: &Runtime, id: &str, bundle: &Bundle, pid: Option<i64>) {
     }
 }
 
+thread_local! {
+    /// The IDs [`id`] made on this thread (each test runs on its own):
+    /// the leak checker looks for their cgroups.
+    static IDS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A container id unique to this test process and call: ids share one
 /// cgroup namespace (/berth/<id>) across state roots, as with runc.
 pub fn id(name: &str) -> String {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{name}-{}-{n}", std::process::id())
+    let id = format!("{name}-{}-{n}", std::process::id());
+    IDS.with(|ids| ids.borrow_mut().push(id.clone()));
+    id
+}
+
+pub fn ids_made_here() -> Vec<String> {
+    IDS.with(|ids| ids.borrow().clone())
+}
+
+/// Removes a cgroup (relative to each hierarchy's root) and everything
+/// under it, deepest first, in every hierarchy: cleanup after a failed
+/// test, so the next run starts clean. Best effort.
+pub fn remove_cgroup_tree(rel: &str) {
+    fn rm(dir: &Path) {
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                rm(&e.path());
+            }
+        }
+        let _ = fs::remove_dir(dir);
+    }
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mounts.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        if (post.starts_with("cgroup ") || post.starts_with("cgroup2 "))
+            && let Some(mp) = pre.split(' ').nth(4)
+        {
+            {
+                let d = Path::new(mp).join(rel.trim_start_matches('/'));
+                if d.is_dir() {
+                    rm(&d);
+                }
+            }
+        }
+    }
 }
 
 /// The host's cgroup hierarchies as the cgroup tests look things up: each

@@ -101,10 +101,23 @@ enum Command {
     Update(Box<commands::update::Args>),
     /// Stream a container's resource usage and OOM events as JSON
     Events(commands::events::Args),
+    /// Print what this runtime implements (runtime-spec features JSON)
+    Features,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("berth-runtime: {}", logging::usage_line(&e.to_string()));
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     let json_errors = cli.log_format == Format::Json && cli.log.is_none();
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         eprintln!("berth-runtime: cannot open log file: {e}");
@@ -152,6 +165,7 @@ fn main() -> ExitCode {
         Command::Exec(a) => commands::exec::run(&g, a),
         Command::Update(a) => commands::update::run(&g, *a),
         Command::Events(a) => commands::events::run(&g, a),
+        Command::Features => commands::features(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -42,14 +42,14 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let usage = e.use_stderr();
-            let _ = e.print();
+            if !e.use_stderr() {
+                // --help, --version.
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("berth: {}", berth::logging::usage_line(&e.to_string()));
             // Like docker: 125 when berth itself was misused.
-            return if usage {
-                ExitCode::from(125)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return ExitCode::from(125);
         }
     };
     let debug = cli.debug || std::env::var("BERTH_LOG").is_ok_and(|v| v == "debug");

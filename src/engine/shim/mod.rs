@@ -215,6 +215,7 @@ impl Shim {
             Ok(v) => v,
             Err(e) => return Err((ready, e)),
         };
+        crate::fault::point("shim.listening");
         let mut state = engine.containers.read_state(&rec.id);
         state.shim_pid = std::process::id() as i32;
         state.shim_start = crate::runtime::state::proc_stat(state.shim_pid)
@@ -361,6 +362,7 @@ impl Shim {
         }
         drop(child_fds);
         let created = created.map_err(|e| crate::logging::error_chain(&e))?;
+        crate::fault::point("shim.runtime-created");
         let master = match console_ours {
             Some(sock) => Some(File::from(
                 crate::runtime::console::recv_fd(&sock).map_err(|e| e.to_string())?,
@@ -392,6 +394,7 @@ impl Shim {
         self.state.oom_killed = false;
         self.state.started_at = Some(crate::runtime::state::now_rfc3339());
         self.save_state();
+        crate::fault::point("shim.running");
         Ok(created.pid)
     }
 
@@ -582,6 +585,7 @@ impl Shim {
         }
         let ran = c.started.elapsed();
         self.drain_output();
+        crate::fault::point("shim.init-exited");
         self.state.oom_killed = self.oom_killed();
         let _ = self.engine.runtime().delete(&self.rec.id, true);
         self.ctr = None;
@@ -612,13 +616,21 @@ impl Shim {
         self.state.status = Status::Exited;
         self.detach_network();
         self.save_state();
+        crate::fault::point("shim.exit-saved");
         if let Err(e) = crate::overlay::unmount(&self.paths.rootfs()) {
             tracing::warn!("{e}");
         }
-        if self.rec.host_config.auto_remove
-            && let Err(e) = self.engine.remove_files(&self.rec, false)
-        {
-            tracing::warn!("remove {}: {e}", self.rec.name);
+        if self.rec.host_config.auto_remove {
+            // Under the container's lock, as every command removes; a
+            // command that holds it waits for us to be gone, not the lock.
+            match self.engine.containers.lock(&self.rec.id) {
+                Ok(_lock) => {
+                    if let Err(e) = self.engine.remove_files(&self.rec, true) {
+                        tracing::warn!("remove {}: {e}", self.rec.name);
+                    }
+                }
+                Err(e) => tracing::warn!("remove {}: {e}", self.rec.name),
+            }
         }
         self.broadcast_exit();
         self.finished = true;
@@ -816,6 +828,7 @@ impl Shim {
         } else {
             self.stop_deadline = Some(Instant::now() + Duration::from_secs(timeout));
         }
+        crate::fault::point("shim.stopping");
     }
 
     fn send_attached(&mut self, kind: u8, data: &[u8]) {

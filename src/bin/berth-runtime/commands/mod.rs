@@ -74,13 +74,22 @@ pub fn print_version() {
         option_env!("BERTH_COMMIT").unwrap_or("unknown")
     );
     println!("spec: {}", berth::runtime::SPEC_VERSION);
-    println!("libseccomp: {}", libseccomp_version());
+    println!(
+        "libseccomp: {}",
+        berth::runtime::seccomp::libseccomp_version()
+    );
 }
 
-fn libseccomp_version() -> String {
-    match libseccomp::ScmpVersion::current() {
-        Ok(v) => format!("{}.{}.{}", v.major, v.minor, v.micro),
-        Err(_) => "unknown".to_string(),
+/// The runtime-spec features document, indented as runc prints it.
+pub fn features() -> Result<u8> {
+    use std::io::Write;
+    let f = berth::runtime::features::features();
+    let mut text = serde_json::to_string_pretty(&f)?;
+    text.push('\n');
+    // A reader that stops early (`| head`) is not an error worth a panic.
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(0),
     }
 }
 

@@ -120,6 +120,9 @@ pub struct CreateFlags {
     /// Pull the image from a plain-HTTP registry if absent
     #[arg(long)]
     pub insecure: bool,
+    /// The cgroup the container's cgroup is made under (default /berth)
+    #[arg(long = "cgroup-parent", env = "BERTH_CGROUP_PARENT", value_parser = parse_cgroup_parent)]
+    pub cgroup_parent: Option<String>,
     /// The image
     pub image: String,
     /// Command and arguments
@@ -134,19 +137,17 @@ fn read_env_file(path: &PathBuf) -> Result<Vec<String>> {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(expand_env)
+        .filter_map(expand_env)
         .collect())
 }
 
-/// `KEY` alone takes KEY's value from our environment, as docker does.
-fn expand_env(e: &str) -> String {
+/// `KEY` alone takes KEY's value from our environment, or is dropped if
+/// we have none, as docker does.
+fn expand_env(e: &str) -> Option<String> {
     if e.contains('=') {
-        return e.to_string();
+        return Some(e.to_string());
     }
-    match std::env::var(e) {
-        Ok(v) => format!("{e}={v}"),
-        Err(_) => e.to_string(),
-    }
+    std::env::var(e).ok().map(|v| format!("{e}={v}"))
 }
 
 fn parse_ulimit(s: &str) -> Result<Ulimit> {
@@ -172,6 +173,25 @@ fn parse_ulimit(s: &str) -> Result<Ulimit> {
     })
 }
 
+/// An absolute cgroup path without `.`, `..` or empty parts.
+fn parse_cgroup_parent(s: &str) -> std::result::Result<String, String> {
+    let bad = |why: &str| Err(format!("invalid --cgroup-parent {s:?}: {why}"));
+    let Some(rest) = s.strip_prefix('/') else {
+        return bad("it must start with /");
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return bad("it names the root cgroup");
+    }
+    if rest
+        .split('/')
+        .any(|p| p.is_empty() || p == "." || p == ".." || p.contains('\0'))
+    {
+        return bad("empty, '.' and '..' parts are not allowed");
+    }
+    Ok(format!("/{rest}"))
+}
+
 impl CreateFlags {
     pub fn request(&self) -> Result<Request> {
         let mut host = HostConfig {
@@ -194,6 +214,7 @@ impl CreateFlags {
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             cpu_shares: self.cpu_shares.unwrap_or(0),
             pids_limit: self.pids_limit.unwrap_or(0),
+            cgroup_parent: self.cgroup_parent.clone().unwrap_or_default(),
             ..Default::default()
         };
         if self.rm && host.restart_policy != RestartPolicy::No {
@@ -262,7 +283,7 @@ impl CreateFlags {
         for f in &self.env_file {
             env.extend(read_env_file(f)?);
         }
-        env.extend(self.env.iter().map(|e| expand_env(e)));
+        env.extend(self.env.iter().filter_map(|e| expand_env(e)));
         let mut labels = BTreeMap::new();
         for l in &self.label {
             let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
@@ -344,5 +365,13 @@ mod tests {
         assert_eq!(parse_ulimit("core=-1").unwrap().hard, u64::MAX);
         assert!(parse_ulimit("nofile=3:2").is_err());
         assert!(parse_ulimit("nofile").is_err());
+    }
+
+    #[test]
+    fn cgroup_parents() {
+        assert_eq!(parse_cgroup_parent("/a/b/").unwrap(), "/a/b");
+        for bad in ["a", "/", "/a/../b", "/a//b", "/./a", ""] {
+            assert!(parse_cgroup_parent(bad).is_err(), "{bad}");
+        }
     }
 }
