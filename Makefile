@@ -14,7 +14,7 @@ APT_PACKAGES += nftables iproute2 curl
 # berth-runtime under containerd and podman (tests/containerd.rs, tests/podman.rs)
 APT_PACKAGES += containerd podman conmon catatonit
 
-.PHONY: all deps fixtures build test unit integration run bench bench-deps clean lint fmt soak
+.PHONY: all deps fixtures build test unit integration run bench bench-deps clean lint fmt soak fuzz fuzz-deps
 
 all: build
 
@@ -66,6 +66,27 @@ lint:
 
 fmt:
 	$(CARGO) fmt
+
+# Fuzzing (fuzz/, README.md "Fuzzing"): each target for FUZZ_TIME seconds,
+# starting from the saved corpus and regressions; new inputs go to the
+# git-ignored fuzz/work/, crashes to fuzz/artifacts/<target>/. cargo-fuzz
+# passes nightly -Z flags; RUSTC_BOOTSTRAP lets the stable compiler take them.
+FUZZ_TIME ?= 60
+FUZZ_TARGETS ?= unpack_layer image_reference image_manifest runtime_plan
+FUZZ_FLAGS ?= --sanitizer none
+FUZZ_ARGS ?= -max_len=65536 -timeout=20 -rss_limit_mb=2048
+
+fuzz-deps:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+
+fuzz: fuzz-deps
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/work/$$t; \
+		echo "fuzz: $$t for $(FUZZ_TIME)s"; \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_FLAGS) $$t fuzz/work/$$t fuzz/corpus/$$t \
+			$$(test -d fuzz/regressions/$$t && echo fuzz/regressions/$$t) \
+			-- -max_total_time=$(FUZZ_TIME) $(FUZZ_ARGS) || exit 1; \
+	done
 
 # Loads the busybox fixture image into the engine (default root, as a user
 # would) and runs a container from it.

@@ -45,14 +45,20 @@ impl Reference {
 
     /// The repository as people write it: `busybox` for
     /// `docker.io/library/busybox`, `user/app` for `docker.io/user/app`.
+    /// Only as short as still parses back to the same repository (found by
+    /// fuzzing: `docker.io/a.b/c` showed as `a.b/c`, a registry `a.b`).
     pub fn familiar_name(&self) -> String {
-        if self.registry == DEFAULT_REGISTRY {
-            self.repository
-                .strip_prefix("library/")
-                .unwrap_or(&self.repository)
-                .to_string()
-        } else {
-            self.name()
+        if self.registry != DEFAULT_REGISTRY {
+            return self.name();
+        }
+        // Docker's rule: `library/` hides only where nothing is nested under it.
+        let short = match self.repository.strip_prefix("library/") {
+            Some(rest) if !rest.contains('/') => rest,
+            _ => &self.repository,
+        };
+        match short.split_once('/') {
+            Some((first, _)) if looks_like_registry(first) => self.name(),
+            _ => short.to_string(),
         }
     }
 
@@ -150,13 +156,7 @@ impl FromStr for Reference {
             ));
         }
         let (registry, path) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains(['.', ':'])
-                    || first == "localhost"
-                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
-            {
-                (normalize_registry(first), path)
-            }
+            Some((first, path)) if looks_like_registry(first) => (normalize_registry(first), path),
             _ => (DEFAULT_REGISTRY.to_string(), name),
         };
         if !valid_registry(&registry) {
@@ -187,6 +187,14 @@ impl FromStr for Reference {
             digest,
         })
     }
+}
+
+/// Whether a reference's first component names a registry host rather
+/// than a Docker Hub namespace.
+fn looks_like_registry(first: &str) -> bool {
+    first.contains(['.', ':'])
+        || first == "localhost"
+        || first.chars().any(|c| c.is_ascii_uppercase())
 }
 
 fn valid_tag(tag: &str) -> bool {
@@ -256,6 +264,20 @@ mod tests {
         assert_eq!(r("busybox").api_host(), "registry-1.docker.io");
         assert_eq!(r("busybox").familiar_name(), "busybox");
         assert_eq!(r("user/app").familiar_name(), "user/app");
+    }
+
+    #[test]
+    fn familiar_names_parse_back_to_the_same_repository() {
+        for (full, familiar) in [
+            ("docker.io/a.b/c", "docker.io/a.b/c"),
+            ("docker.io/localhost/c", "docker.io/localhost/c"),
+            ("docker.io/library/a/b", "library/a/b"),
+            ("docker.io/library/busybox", "busybox"),
+            ("docker.io/user/app", "user/app"),
+        ] {
+            assert_eq!(r(full).familiar_name(), familiar, "{full}");
+            assert_eq!(r(familiar).name(), r(full).name(), "{full}");
+        }
     }
 
     #[test]

@@ -152,8 +152,10 @@ impl<R: Read> TarGuard<R> {
     }
 }
 
+/// Saturates: a size near 2^64 (base-256 lets a header claim one) must not
+/// wrap to a small one (found by fuzzing); no stream is that long anyway.
 fn data(size: u64) -> State {
-    State::Data(size.div_ceil(BLOCK as u64) * BLOCK as u64)
+    State::Data(size.div_ceil(BLOCK as u64).saturating_mul(BLOCK as u64))
 }
 
 /// A tar numeric field: octal text, or base-256 when the high bit is set.
@@ -283,6 +285,21 @@ mod tests {
         let mut guard = TarGuard::new(&bytes[..]);
         let err = io::copy(&mut guard, &mut io::sink()).unwrap_err();
         assert_eq!(oversized(&err).map(|o| o.kind), Some('x'));
+    }
+
+    #[test]
+    fn a_size_near_2_64_does_not_wrap() {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("big").unwrap();
+        h.as_gnu_mut().unwrap().size = [
+            0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        h.set_cksum();
+        let mut bytes = h.as_bytes().to_vec();
+        bytes.extend([0u8; 1024]);
+        let mut guard = TarGuard::new(&bytes[..]);
+        io::copy(&mut guard, &mut io::sink()).unwrap();
+        assert!(matches!(guard.state, State::Data(n) if n > u64::MAX - 4096));
     }
 
     #[test]

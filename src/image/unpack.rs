@@ -168,7 +168,7 @@ pub fn unpack<R: Read + Send>(
             buf: Vec::new(),
             pos: 0,
         };
-        let applied = apply(TarGuard::new(&mut reader), &root);
+        let applied = apply(TarGuard::new(&mut reader), &root, max_size);
         let applied = applied.map_err(|e| match e {
             Error::Read(io) if oversized(&io).is_some() => Error::Hostile {
                 entry: "(tar header)".to_string(),
@@ -280,14 +280,14 @@ struct Meta {
     xattrs: Vec<(OsString, Vec<u8>)>,
 }
 
-fn apply<R: Read>(reader: R, root: &OwnedFd) -> Result<()> {
+fn apply<R: Read>(reader: R, root: &OwnedFd, max_size: u64) -> Result<()> {
     let shared_root = rustix::io::fcntl_dupfd_cloexec(root, 0).map_err(|e| Error::Root {
         path: PathBuf::from("."),
         source: e.into(),
     })?;
     thread::scope(|scope| {
         let writers = Writers::start(scope, WRITERS);
-        let applied = apply_entries(reader, root, Arc::new(shared_root), &writers);
+        let applied = apply_entries(reader, root, Arc::new(shared_root), &writers, max_size);
         let written = writers.finish();
         applied.and(written)
     })
@@ -298,8 +298,12 @@ fn apply_entries<R: Read>(
     root: &OwnedFd,
     shared_root: Arc<OwnedFd>,
     writers: &Writers,
+    max_size: u64,
 ) -> Result<()> {
     let mut archive = tar::Archive::new(reader);
+    // File bytes written so far. A GNU sparse entry's holes are not in the
+    // stream but are written out as zeros: a 2 KiB entry can claim 1 TiB.
+    let mut written: u64 = 0;
     let mut walker = Walker {
         root: shared_root,
         cached: None,
@@ -383,6 +387,15 @@ fn apply_entries<R: Read>(
                 continue;
             }
             Special::Plain => {}
+        }
+        if matches!(
+            kind,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse
+        ) {
+            written = written.saturating_add(entry.size());
+            if written > max_size {
+                return Err(Error::TooBig(max_size));
+            }
         }
         let key = prefix.key_with(&name);
         let regular = matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous);
@@ -1041,6 +1054,39 @@ mod tests {
         assert!(special(OsStr::new(".wh...")).is_err());
         assert!(special(OsStr::new(".wh..")).is_err());
         assert!(special(OsStr::new(".wh.")).is_err());
+    }
+
+    /// A tar numeric field in base-256, as GNU tar writes sizes past 8 GiB.
+    fn base256(v: u64) -> [u8; 12] {
+        let mut f = [0u8; 12];
+        f[4..].copy_from_slice(&v.to_be_bytes());
+        f[0] = 0x80;
+        f
+    }
+
+    #[test]
+    fn a_sparse_entrys_holes_count_against_the_size_limit() {
+        // 512 bytes of data at the end of a 1 TiB file (found by fuzzing:
+        // the holes were written out as zeros until the disk filled).
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_path("holes").unwrap();
+        h.set_size(512);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].offset = base256((1 << 40) - 512);
+        gnu.sparse[0].numbytes = base256(512);
+        gnu.realsize = base256(1 << 40);
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.extend([b'z'; 512]);
+        tar.extend([0; 1024]);
+        let dir = tempfile::tempdir().unwrap();
+        let err = unpack(&tar[..], Compression::None, dir.path(), 1 << 20).unwrap_err();
+        assert!(matches!(err, Error::TooBig(_)), "{err}");
     }
 
     #[test]

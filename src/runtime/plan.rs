@@ -290,6 +290,17 @@ impl Plan {
             if m.size() == 0 {
                 return invalid("an id mapping has size 0");
             }
+            // The kernel refuses ranges past the 32-bit ids (user_namespaces(7)),
+            // and host_uid's arithmetic relies on it (found by fuzzing).
+            let end = |start: u32| u64::from(start) + u64::from(m.size());
+            if end(m.container_id()) > 1 << 32 || end(m.host_id()) > 1 << 32 {
+                return invalid(format!(
+                    "id mapping {}:{}:{} runs past the 32-bit id range",
+                    m.container_id(),
+                    m.host_id(),
+                    m.size()
+                ));
+            }
         }
 
         let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
@@ -675,6 +686,31 @@ mod tests {
         );
         assert_eq!(p.hostname.as_deref(), Some("h"));
         assert_eq!(p.process.unwrap().args, vec!["sh"]);
+    }
+
+    #[test]
+    fn id_mappings_stay_in_the_32_bit_range() {
+        let with = |uid_map: &str| {
+            let s = MINIMAL.replace(
+                r#"{"type":"uts"}]"#,
+                &format!(
+                    r#"{{"type":"uts"}},{{"type":"user"}}],"uidMappings":[{uid_map}],
+                    "gidMappings":[{{"containerID":0,"hostID":1000,"size":1}}]"#
+                ),
+            );
+            Plan::from_spec(&spec(&s), Path::new("/b"))
+        };
+        let p = with(r#"{"containerID":0,"hostID":100000,"size":65536}"#).unwrap();
+        assert_eq!(p.host_uid(5), 100005);
+        let top = with(r#"{"containerID":0,"hostID":4294967286,"size":10}"#).unwrap();
+        assert_eq!(top.host_uid(9), u32::MAX);
+        for bad in [
+            r#"{"containerID":0,"hostID":4294967295,"size":10}"#,
+            r#"{"containerID":4294967295,"hostID":0,"size":2}"#,
+        ] {
+            let e = with(bad).unwrap_err();
+            assert!(e.to_string().contains("32-bit id range"), "{bad}: {e}");
+        }
     }
 
     #[test]

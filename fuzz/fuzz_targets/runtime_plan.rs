@@ -1,0 +1,7 @@
+#![no_main]
+
+// The body lives in targets/, shared with tests/fuzz_corpus_replay.rs.
+#[path = "../targets/runtime_plan.rs"]
+mod body;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));
