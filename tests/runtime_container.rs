@@ -557,3 +557,25 @@ fn tmpfs_copyup() {
         ]
     );
 }
+
+/// The program starts with no signal blocked or ignored: the runtime's own
+/// (Rust ignores SIGPIPE; `run` blocks the signals it forwards) survive an
+/// exec unless reset, and a container whose SIGPIPE is ignored or whose
+/// SIGTERM is blocked misbehaves (`yes | head` never ends, `kill` does
+/// nothing).
+#[test]
+fn the_program_gets_a_clean_signal_state() {
+    let (out, o) = run_sh("", |b| {
+        b.config["process"]["args"] = json!(["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]);
+    });
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"],
+        "{out}"
+    );
+    // SIGPIPE does its default job: `yes` dies when `head` is done.
+    let (out, o) = run_sh("yes | head -n 2; echo done", |_| {});
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(out, "y\ny\ndone\n");
+}

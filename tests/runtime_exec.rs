@@ -100,6 +100,13 @@ fn exec_overrides_and_exit_codes() {
     assert_eq!(o.status.code(), Some(7));
     let e = fails(&rt.run(&["exec", &cid, "no-such-program"]));
     assert!(e.contains("executable file not found"), "{e}");
+    // No signal blocked or ignored, in an exec'd process and in the init
+    // (started detached: create + start).
+    let clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n";
+    for status in ["/proc/self/status", "/proc/1/status"] {
+        let out = ok(&rt.run(&["exec", &cid, "grep", "-E", "^Sig(Blk|Ign)", status]));
+        assert_eq!(out, clean, "{status}");
+    }
 }
 
 #[test]

@@ -428,6 +428,10 @@ fn install_seccomp(step: &SeccompStep<'_>) -> Result<()> {
 /// no_new_privs, the seccomp filter (unless it went in before the user
 /// switch), then the exec through the sealed stub. Returns only on failure.
 pub fn exec_program(ready: &Ready<'_>, p: &ProcessPlan) -> Error {
+    // Before seccomp, which may deny rt_sigaction.
+    if let Err(e) = super::process::reset_signals() {
+        return e.into();
+    }
     if p.no_new_privileges
         && let Err(e) = super::process::set_no_new_privs()
     {

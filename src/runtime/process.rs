@@ -150,6 +150,46 @@ pub fn set_no_new_privs() -> Result<()> {
     })
 }
 
+/// Gives the program a clean signal state, as crun does: nothing blocked and
+/// every disposition default. An exec keeps the mask and ignored signals, and
+/// ours are not the container's: Rust ignores SIGPIPE, and `run` blocks the
+/// signals it forwards.
+pub fn reset_signals() -> Result<()> {
+    // SAFETY: raw rt_sigprocmask/rt_sigaction with kernel-layout buffers
+    // that live across the calls; SIG_DFL installs no handler of ours.
+    // Raw, because the C library hides and refuses its own signals (32,
+    // 33), and a blocked or ignored one of those would reach the program.
+    unsafe {
+        let empty: u64 = 0;
+        if libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        ) != 0
+        {
+            return Err(Error::Sys {
+                op: "unblock signals".into(),
+                errno: Errno::last(),
+            });
+        }
+        // The kernel's struct sigaction: handler, flags, restorer, mask.
+        let dfl: [u64; 4] = [libc::SIG_DFL as u64, 0, 0, 0];
+        for sig in 1..=64 {
+            // SIGKILL and SIGSTOP refuse (EINVAL): they are default anyway.
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The value of `key` in a KEY=value list.
 pub fn env_get<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
     env.iter()
