@@ -39,6 +39,11 @@ pub struct Cli {
 }
 
 fn main() -> ExitCode {
+    // A closed stdout ends the command quietly, as with other Unix tools,
+    // instead of a panic in println! (`berth ps | head`). The shim, a fork
+    // of this process, ignores SIGPIPE again.
+    // SAFETY: setting a disposition, no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -97,6 +97,10 @@ pub fn spawn(engine: &Engine, rec: &Record, attach_first: bool) -> super::Result
     match unsafe { nix::unistd::fork() }.map_err(|e| shim_err(rec, format!("fork: {e}")))? {
         nix::unistd::ForkResult::Child => {
             drop(r);
+            // The CLI dies of a closed stdout (`berth ps | head`); the shim
+            // must live through its clients hanging up.
+            // SAFETY: setting a disposition, no handler.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
             // A new session: no controlling terminal, no signals from the
             // CLI's terminal. Then fork again so the shim is not a session
             // leader and is re-parented away from the CLI.
