@@ -813,7 +813,7 @@ impl Runtime {
             let _ = cgroups::thaw(cg);
         }
         if rec.pid > 0 && state::process_alive(rec.pid, rec.pid_start) {
-            let _ = signal_init(rec, Signal::SIGKILL);
+            kill_init_and_wait(rec);
         }
         if let Some(cg) = &rec.cgroup {
             // Processes outside a pid namespace of the container's own
@@ -918,6 +918,33 @@ fn signal_init(rec: &Record, sig: Signal) -> Result<()> {
         op: format!("kill {}", rec.pid),
         errno,
     })
+}
+
+/// SIGKILLs the init and waits (bounded) until it has exited, so that a
+/// container without a cgroup to watch (rootless) is gone, not dying, when
+/// delete returns.
+fn kill_init_and_wait(rec: &Record) {
+    let Ok(fd) = crate::linux::pidfd_open(rec.pid) else {
+        return;
+    };
+    if !state::process_alive(rec.pid, rec.pid_start)
+        || crate::linux::pidfd_send_signal(fd.as_fd(), Signal::SIGKILL as i32).is_err()
+    {
+        return;
+    }
+    // A pidfd polls readable once the process has exited.
+    let mut fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
 }
 
 /// Writes the pid file atomically (temp + rename), as runc does, so readers
