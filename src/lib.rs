@@ -7,6 +7,7 @@
 //! `runtime` knows about images or the engine.
 
 pub mod cgroups;
+pub mod dirs;
 pub mod engine;
 pub mod fault;
 pub mod image;

@@ -332,19 +332,9 @@ impl Containers {
     /// caller to drop their other traces (image marks).
     pub fn reap(&self) -> Result<Vec<String>> {
         let dir = self.containers_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "read",
-                    path: dir,
-                    source,
-                });
-            }
-        };
+        let entries = crate::dirs::entries(&dir).map_err(io("read", &dir))?;
         let mut gone = Vec::new();
-        for e in entries.flatten() {
+        for e in entries {
             let Ok(n) = e.file_name().into_string() else {
                 continue;
             };
@@ -428,19 +418,9 @@ impl Containers {
 
     pub fn ids(&self) -> Result<Vec<String>> {
         let dir = self.containers_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "read",
-                    path: dir,
-                    source,
-                });
-            }
-        };
+        let entries = crate::dirs::entries(&dir).map_err(io("read", &dir))?;
         Ok(entries
-            .flatten()
+            .into_iter()
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| super::names::valid_id(n))
             .collect())

@@ -171,19 +171,13 @@ impl Volumes {
     }
 
     pub fn list(&self) -> Result<Vec<Volume>> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "read",
-                    path: self.dir.clone(),
-                    source,
-                });
-            }
-        };
+        let entries = crate::dirs::entries(&self.dir).map_err(|source| Error::Io {
+            op: "read",
+            path: self.dir.clone(),
+            source,
+        })?;
         let mut out: Vec<Volume> = entries
-            .flatten()
+            .into_iter()
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| super::names::valid_name(n))
             .filter_map(|n| self.inspect(&n).ok())

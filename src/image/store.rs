@@ -957,18 +957,12 @@ impl Store {
     /// The containers using an image, as the engine recorded them.
     pub fn image_users(&self, id: &Digest) -> Result<Vec<String>> {
         let dir = self.root.join("image-users").join(id.hex());
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(Error::Io {
-                    path: dir,
-                    source: e,
-                });
-            }
-        };
+        let entries = crate::dirs::entries(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
         let mut users: Vec<String> = entries
-            .filter_map(|e| e.ok())
+            .into_iter()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         users.sort();

@@ -317,19 +317,13 @@ impl StateRoot {
 
     /// Ids of every container, sorted.
     pub fn ids(&self) -> Result<Vec<String>> {
-        let entries = match fs::read_dir(&self.path) {
-            Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(Error::Io {
-                    op: "read",
-                    path: self.path.clone(),
-                    source,
-                });
-            }
-        };
+        let entries = crate::dirs::entries(&self.path).map_err(|source| Error::Io {
+            op: "read",
+            path: self.path.clone(),
+            source,
+        })?;
         let mut ids: Vec<String> = entries
-            .flatten()
+            .into_iter()
             .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|id| validate_id(id).is_ok())
