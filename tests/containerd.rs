@@ -31,16 +31,10 @@ struct Containerd {
 impl Containerd {
     fn start() -> Containerd {
         require_root();
-        for tool in ["containerd", "ctr", "containerd-shim-runc-v2"] {
-            assert!(
-                Command::new("sh")
-                    .args(["-c", &format!("command -v {tool}")])
-                    .stdout(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success()),
-                "{tool} is missing: run `make deps` (Debian's containerd)"
-            );
-        }
+        require_tools(
+            &["containerd", "ctr", "containerd-shim-runc-v2"],
+            "Debian's containerd",
+        );
         let dir = tempfile::Builder::new()
             .prefix("berth-ctd.")
             .tempdir()
@@ -556,19 +550,7 @@ fn resources_reach_the_cgroup() {
         &["sleep", "1000"],
     ));
     c.wait_status(&cid, "RUNNING");
-    // The file of `name` wherever its controller lives (v1 or v2).
-    let file = |names: &[&str]| {
-        cgroups_at(&c.cgroup(&cid))
-            .into_iter()
-            .find_map(|d| names.iter().map(|n| d.join(n)).find(|f| f.exists()))
-            .unwrap_or_else(|| panic!("none of {names:?} in the container's cgroups"))
-    };
-    let read = |names: &[&str]| {
-        std::fs::read_to_string(file(names))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
+    let read = |names: &[&str]| cgroup_value(&cgroups_at(&c.cgroup(&cid)), names);
     let mem = ["memory.limit_in_bytes", "memory.max"];
     assert_eq!(read(&mem), "67108864");
     let cpu = read(&["cpu.shares", "cpu.weight"]);

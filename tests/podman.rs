@@ -34,16 +34,7 @@ struct Podman {
 impl Podman {
     fn new() -> Podman {
         require_root();
-        for tool in ["podman", "conmon"] {
-            assert!(
-                Command::new("sh")
-                    .args(["-c", &format!("command -v {tool}")])
-                    .stdout(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success()),
-                "{tool} is missing: run `make deps` (Debian's podman and conmon)"
-            );
-        }
+        require_tools(&["podman", "conmon"], "Debian's podman and conmon");
         let dir = tempfile::Builder::new()
             .prefix("berth-podman.")
             .tempdir()
@@ -493,15 +484,7 @@ fn limits_and_update() {
         &["sleep", "1000"],
     );
     assert_eq!(ok(&out).trim(), id);
-    // The file of one of `names` wherever its controller lives.
-    let read = |names: &[&str]| {
-        let f = p
-            .cgroups(&id)
-            .into_iter()
-            .find_map(|d| names.iter().map(|n| d.join(n)).find(|f| f.exists()))
-            .unwrap_or_else(|| panic!("none of {names:?} in the container's cgroups"));
-        std::fs::read_to_string(f).unwrap().trim().to_string()
-    };
+    let read = |names: &[&str]| cgroup_value(&p.cgroups(&id), names);
     let mem = ["memory.limit_in_bytes", "memory.max"];
     assert_eq!(read(&mem), (64u64 << 20).to_string());
     assert_eq!(read(&["pids.max"]), "40");

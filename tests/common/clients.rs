@@ -150,3 +150,29 @@ pub fn kill_pid(pid: i32) {
         nix::sys::signal::Signal::SIGKILL,
     );
 }
+
+/// Fails the test, naming what to install, unless every tool is on PATH.
+#[track_caller]
+pub fn require_tools(tools: &[&str], package: &str) {
+    for tool in tools {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
+            "{tool} is missing: run `make deps` ({package})"
+        );
+    }
+}
+
+/// The trimmed content of the first of `names` found in `dirs` (a
+/// container's cgroups: the file is where its controller lives, v1 or v2).
+#[track_caller]
+pub fn cgroup_value(dirs: &[PathBuf], names: &[&str]) -> String {
+    let f = dirs
+        .iter()
+        .find_map(|d| names.iter().map(|n| d.join(n)).find(|f| f.exists()))
+        .unwrap_or_else(|| panic!("none of {names:?} in {dirs:?}"));
+    fs::read_to_string(f).unwrap().trim().to_string()
+}
