@@ -662,7 +662,7 @@ impl Runtime {
                 what: "it is not running",
             });
         }
-        signal_init(&rec, sig)
+        signal_init(&rec, sig).map(drop)
     }
 
     /// Removes a stopped container (or a created one, as runc does; any
@@ -812,7 +812,8 @@ impl Runtime {
         if let Some(cg) = &rec.cgroup {
             let _ = cgroups::thaw(cg);
         }
-        if rec.pid > 0 && state::process_alive(rec.pid, rec.pid_start) {
+        if rec.pid > 0 {
+            // Checks the init is still ours through its pidfd.
             kill_init_and_wait(rec);
         }
         if let Some(cg) = &rec.cgroup {
@@ -895,7 +896,8 @@ fn expect(chan: &sync::Channel, want: FromChild) -> Result<()> {
 
 /// Signals the init through a pidfd, after checking it is still the process
 /// we started (pid reuse).
-fn signal_init(rec: &Record, sig: Signal) -> Result<()> {
+/// Signals the init through a pidfd, which it returns (to wait on).
+fn signal_init(rec: &Record, sig: Signal) -> Result<OwnedFd> {
     let fd = crate::linux::pidfd_open(rec.pid).map_err(|errno| match errno {
         Errno::ESRCH => Error::WrongState {
             id: rec.id.clone(),
@@ -917,21 +919,17 @@ fn signal_init(rec: &Record, sig: Signal) -> Result<()> {
     crate::linux::pidfd_send_signal(fd.as_fd(), sig as i32).map_err(|errno| Error::Sys {
         op: format!("kill {}", rec.pid),
         errno,
-    })
+    })?;
+    Ok(fd)
 }
 
 /// SIGKILLs the init and waits (bounded) until it has exited, so that a
 /// container without a cgroup to watch (rootless) is gone, not dying, when
 /// delete returns.
 fn kill_init_and_wait(rec: &Record) {
-    let Ok(fd) = crate::linux::pidfd_open(rec.pid) else {
+    let Ok(fd) = signal_init(rec, Signal::SIGKILL) else {
         return;
     };
-    if !state::process_alive(rec.pid, rec.pid_start)
-        || crate::linux::pidfd_send_signal(fd.as_fd(), Signal::SIGKILL as i32).is_err()
-    {
-        return;
-    }
     // A pidfd polls readable once the process has exited.
     let mut fds = [nix::poll::PollFd::new(
         fd.as_fd(),
