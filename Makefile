@@ -120,7 +120,7 @@ VM_APT_PACKAGES := qemu-system-x86 cpio busybox-static xz-utils zstd iproute2 ut
 # (VM_TESTS= runs every test), and the test binaries' own flags.
 VM_TESTS ?= --test 'cgroup*'
 VM_TEST_ARGS ?=
-VM_TIMEOUT ?= 1800
+VM_TIMEOUT ?= 900
 
 .PHONY: vm-deps vm-kernel vm-selftest vm-test
 
@@ -139,9 +139,11 @@ vm-kernel: vm-deps
 	bash vm/fetch-kernel.sh
 	bash vm/build-initramfs.sh
 
+# --retries: a VM that stalls (timed out, or powered off by the selftest's
+# watchdog) is booted once more, saying so; a failing check is not retried.
 vm-selftest: vm-kernel
-	vm/run-in-vm.sh --timeout 600 -- vm/selftest.sh
+	vm/run-in-vm.sh --timeout 180 --retries 1 -- vm/selftest.sh
 
 # The selftest, then the selected tests, built here and run in the VM.
 vm-test: deps fixtures vm-selftest
-	CARGO=$(CARGO) BERTH_VM_TIMEOUT=$(VM_TIMEOUT) vm/cargo-test.sh $(VM_TESTS) -- $(VM_TEST_ARGS)
+	CARGO=$(CARGO) BERTH_VM_TIMEOUT=$(VM_TIMEOUT) BERTH_VM_RETRIES=1 vm/cargo-test.sh $(VM_TESTS) -- $(VM_TEST_ARGS)

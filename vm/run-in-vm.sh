@@ -2,8 +2,8 @@
 # Runs a command inside a throwaway VM whose /sys/fs/cgroup is pure cgroup v2
 # with every controller enabled, and exits with the command's exit status.
 #
-#   vm/run-in-vm.sh [--timeout SECS] [--cwd DIR] [--mem SIZE] [--cpus N]
-#                   [--env NAME[=VALUE]]... -- CMD [ARGS...]
+#   vm/run-in-vm.sh [--timeout SECS] [--retries N] [--cwd DIR] [--mem SIZE]
+#                   [--cpus N] [--env NAME[=VALUE]]... -- CMD [ARGS...]
 #
 # The guest sees the host's whole filesystem (read-only, under a tmpfs overlay
 # that discards its writes) and runs CMD as root in DIR (default: the current
@@ -13,11 +13,13 @@
 #
 # Exit status: CMD's; 124 if the VM ran past the timeout (it is killed); 125
 # if the VM stopped without CMD finishing (the console log above says why);
-# 2 for a usage error.
+# 2 for a usage error. --retries N boots a fresh VM up to N more times after
+# a 124 or 125 (a stalled emulation, not a failing command), saying so.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 timeout=${BERTH_VM_TIMEOUT:-600}
+retries=${BERTH_VM_RETRIES:-0}
 mem=${BERTH_VM_MEM:-3G}
 cpus=${BERTH_VM_CPUS:-2}
 cwd=$PWD
@@ -33,6 +35,7 @@ usage() {
 while [ $# -gt 0 ]; do
 	case $1 in
 	--timeout) timeout=${2:?}; shift 2 ;;
+	--retries) retries=${2:?}; shift 2 ;;
 	--cwd) cwd=${2:?}; shift 2 ;;
 	--mem) mem=${2:?}; shift 2 ;;
 	--cpus) cpus=${2:?}; shift 2 ;;
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || usage
 [[ $timeout =~ ^[1-9][0-9]*$ ]] || { log "--timeout wants whole seconds, not '$timeout'"; exit 2; }
+[[ $retries =~ ^[0-9]+$ ]] || { log "--retries wants a count, not '$retries'"; exit 2; }
 cwd=$(cd "$cwd" && pwd) || { log "no such directory: $cwd"; exit 2; }
 
 # 9p's passthrough model serves files with the host caller's rights, and
@@ -65,9 +69,8 @@ cache=${BERTH_VM_CACHE:-$here/cache}
 # --- the exchange dir: the command in, the exit status out --------------------
 xchg=$(mktemp -d "${TMPDIR:-/tmp}/berth-vm.XXXXXX")
 qpid="" spid=""
-cleanup() {
+stop_vm() { # SIGTERM to qemu, SIGKILL if it lingers
 	local i
-	if [ -n "$spid" ]; then kill "$spid" 2>/dev/null || true; fi
 	if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
 		kill -TERM "$qpid" 2>/dev/null || true
 		for ((i = 0; i < 50; i++)); do
@@ -76,6 +79,12 @@ cleanup() {
 		done
 		kill -KILL "$qpid" 2>/dev/null || true
 	fi
+	if [ -n "$qpid" ]; then wait "$qpid" 2>/dev/null || true; fi
+	qpid=""
+}
+cleanup() {
+	if [ -n "$spid" ]; then kill "$spid" 2>/dev/null || true; fi
+	stop_vm
 	wait 2>/dev/null || true
 	rm -rf "$xchg"
 }
@@ -104,6 +113,12 @@ kernel_args=(
 	console=ttyS0 quiet
 	panic=-1          # reboot at once, which -no-reboot turns into qemu's exit
 	cgroup_no_v1=all  # pure v2: no controller may be bound to a v1 hierarchy
+	# Against stalls: an idle vCPU still ticks, so a wake-up lost in the
+	# emulation delays a task by one tick, not forever (CI once saw the
+	# selftest hang, silently, on a cpuset move); a task blocked for 30 s
+	# is reported on the console.
+	nohz=off
+	sysctl.kernel.hung_task_timeout_secs=30
 	# Speed under TCG, none visible to tests:
 	mitigations=off   # page table isolation would flush the emulated TLB on each syscall
 	tsc=reliable      # qemu's TSCs are in step; the HPET fallback costs an MMIO exit per read
@@ -128,25 +143,48 @@ qemu=(
 	-fsdev local,id=exchange,path="$xchg",security_model=passthrough
 	-device virtio-9p-pci,disable-legacy=on,fsdev=exchange,mount_tag=exchange
 )
-# PDEATHSIG: should this script die by SIGKILL, no qemu (and no timer) is
-# left behind to hold a CPU.
-setpriv --pdeathsig KILL -- "${qemu[@]}" </dev/null &
-qpid=$!
-setpriv --pdeathsig KILL -- sleep "$timeout" &
-spid=$!
+# boot: one VM run of the command; its exit status as described above.
+boot() {
+	local finished="" qstatus status
+	rm -f "$xchg/status"
+	# PDEATHSIG: should this script die by SIGKILL, no qemu (and no timer)
+	# is left behind to hold a CPU.
+	setpriv --pdeathsig KILL -- "${qemu[@]}" </dev/null &
+	qpid=$!
+	setpriv --pdeathsig KILL -- sleep "$timeout" &
+	spid=$!
 
-finished=""
-wait -n -p finished "$qpid" "$spid" && qstatus=0 || qstatus=$?
-if [ "$finished" = "$spid" ]; then
+	wait -n -p finished "$qpid" "$spid" && qstatus=0 || qstatus=$?
+	if [ "$finished" = "$spid" ]; then
+		spid=""
+		log "timed out after ${timeout}s: killing the VM (--timeout or BERTH_VM_TIMEOUT sets the limit)"
+		stop_vm
+		return 124
+	fi
+	qpid=""
+	kill "$spid" 2>/dev/null || true
+	wait "$spid" 2>/dev/null || true
 	spid=""
-	log "timed out after ${timeout}s: killing the VM (--timeout or BERTH_VM_TIMEOUT sets the limit)"
-	exit 124
-fi
-qpid=""
-if [ ! -f "$xchg/status" ]; then
-	log "the VM stopped (qemu exit status $qstatus) before the command finished; the console log above says why"
-	exit 125
-fi
-status=$(cat "$xchg/status")
-[[ $status =~ ^[0-9]+$ ]] || { log "the VM wrote no exit status ('$status')"; exit 125; }
-exit "$status"
+	if [ ! -f "$xchg/status" ]; then
+		log "the VM stopped (qemu exit status $qstatus) before the command finished; the console log above says why"
+		return 125
+	fi
+	status=$(cat "$xchg/status")
+	[[ $status =~ ^[0-9]+$ ]] || { log "the VM wrote no exit status ('$status')"; return 125; }
+	return "$status"
+}
+
+try=0
+while :; do
+	boot && status=0 || status=$?
+	case $status in
+	124 | 125)
+		if [ "$try" -lt "$retries" ]; then
+			try=$((try + 1))
+			log "the VM stalled (exit $status): booting a fresh one, retry $try of $retries"
+			continue
+		fi
+		;;
+	esac
+	exit "$status"
+done

@@ -15,15 +15,53 @@ cg=/sys/fs/cgroup
 scratch=$(mktemp -d /tmp/selftest.XXXXXX)
 passed=0 failed=0
 
-check() { # check NAME CMD...: run CMD, quietly unless it fails
-	local name=$1 out
+# A check still running after this many seconds has hung: the guest's kernel
+# or the emulation under it is stuck, and every later check would hang too.
+check_timeout=${BERTH_SELFTEST_TIMEOUT:-60}
+
+# hang_report NAME: what the guest's user tasks are waiting on, and the
+# kernel's own list of blocked tasks, for a check that hung.
+hang_report() {
+	local d state wchan cmd
+	echo "HUNG   $1 (still running after ${check_timeout}s); the guest's tasks:"
+	for d in /proc/[0-9]*; do
+		cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)
+		[ -n "$cmd" ] || continue # a kernel thread
+		state=$(sed -n 's/^State:[[:space:]]*//p' "$d/status" 2>/dev/null)
+		read -r wchan <"$d/wchan" 2>/dev/null
+		echo "       | ${d#/proc/} $state wchan=${wchan:-?} $cmd"
+		sed 's/^/       |     /' "$d/stack" 2>/dev/null
+	done
+	echo w >/proc/sysrq-trigger
+	dmesg | tail -n 80 | sed 's/^/       | /'
+}
+
+check() { # check NAME CMD...: run CMD, quietly unless it fails or hangs
+	local name=$1 pid watchdog rc
 	shift
-	if out=$("$@" 2>&1); then
+	"$@" >"$scratch/out" 2>&1 &
+	pid=$!
+	# On a hang: report, then power off at once so the host sees the VM
+	# stop (exit 125) instead of waiting out its own, longer timeout.
+	(
+		trap 'kill "$timer" 2>/dev/null; exit' TERM
+		sleep "$check_timeout" &
+		timer=$!
+		wait "$timer"
+		hang_report "$name"
+		echo o >/proc/sysrq-trigger
+	) &
+	watchdog=$!
+	wait "$pid"
+	rc=$?
+	kill "$watchdog" 2>/dev/null
+	wait "$watchdog" 2>/dev/null
+	if [ "$rc" = 0 ]; then
 		echo "ok     $name"
 		passed=$((passed + 1))
 	else
 		echo "FAILED $name"
-		[ -z "$out" ] || sed 's/^/       | /' <<<"$out"
+		sed 's/^/       | /' "$scratch/out"
 		failed=$((failed + 1))
 	fi
 }
