@@ -186,8 +186,16 @@ fn kill_pause_wait_restart() {
     ]));
     ok(&b.run(&["pause", "sig"]));
     assert_eq!(b.status("sig"), "paused");
+    let ps = ok(&b.run(&["ps", "--format", "json"]));
+    assert!(ps.contains(r#""State":"paused""#), "{ps}");
+    // Frozen for real: the loop's sleeps stop, so its process list stays.
+    let frozen = ok(&b.run(&["top", "sig"]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(ok(&b.run(&["top", "sig"])), frozen);
     ok(&b.run(&["unpause", "sig"]));
     assert_eq!(b.status("sig"), "running");
+    let ps = ok(&b.run(&["ps", "--format", "json"]));
+    assert!(ps.contains(r#""State":"running""#), "{ps}");
     ok(&b.run(&["kill", "-s", "USR1", "sig"]));
     let out = ok(&b.run(&["wait", "sig"]));
     assert_eq!(out, "9\n");

@@ -39,6 +39,7 @@ impl Engine {
                 }
                 st.pid = 0;
             } else if st.status == Status::Running
+                && self.containers.paths(id).paused_mark().exists()
                 && let Ok(rs) = self.runtime().state(id)
                 && rs.status == crate::runtime::state::Status::Paused
             {
@@ -443,7 +444,14 @@ impl Engine {
         if st.status != Status::Running {
             return Err(self.wrong_state(&rec, &st, "only a running container can be paused"));
         }
-        Ok(self.runtime().pause(id)?)
+        // The mark first: a container frozen without it would show as
+        // running.
+        let mark = self.containers.paths(id).paused_mark();
+        std::fs::write(&mark, b"").map_err(super::io("create", &mark))?;
+        self.runtime().pause(id).inspect_err(|_| {
+            let _ = std::fs::remove_file(&mark);
+        })?;
+        Ok(())
     }
 
     pub fn unpause(&self, id: &str) -> Result<()> {
@@ -452,7 +460,9 @@ impl Engine {
         if st.status != Status::Paused {
             return Err(self.wrong_state(&rec, &st, "it is not paused"));
         }
-        Ok(self.runtime().resume(id)?)
+        self.runtime().resume(id)?;
+        let _ = std::fs::remove_file(self.containers.paths(id).paused_mark());
+        Ok(())
     }
 
     /// Removes a container. A running one needs `force` (it is killed).

@@ -154,6 +154,12 @@ impl Paths {
     pub fn socket_dir(&self) -> &Path {
         &self.shim_dir
     }
+    /// Made by `pause` before it freezes the container, removed by
+    /// `unpause`: a hint that spares `ps` a look at the runtime's state and
+    /// freezer for every running container. Gone with the shim's dir.
+    pub fn paused_mark(&self) -> PathBuf {
+        self.shim_dir.join("paused")
+    }
 }
 
 /// Writes `value` as JSON to `path` atomically. The temp file's name is
@@ -504,10 +510,13 @@ impl Containers {
 
     pub fn read(&self, id: &str) -> Result<Record> {
         let p = self.paths(id).config();
-        if !p.exists() {
-            return Err(Error::NotFound(id.to_string()));
-        }
-        read_json(&p)
+        let text = match fs::read(&p) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::NotFound(id.to_string()));
+            }
+            r => r.map_err(io("read", &p))?,
+        };
+        serde_json::from_slice(&text).map_err(|source| Error::Corrupt { path: p, source })
     }
 
     pub fn write(&self, rec: &Record) -> Result<()> {

@@ -46,9 +46,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<i32> {
     let engine = Engine::new(&cli.root, &cli.state);
     let mut rows: Vec<(Record, State)> = Vec::new();
     for id in engine.containers.ids()? {
-        let Ok(rec) = engine.containers.read(&id) else {
-            continue;
-        };
+        // The state first: the record, the bigger read, only for the rows
+        // shown.
         let st = engine.live_state(&id);
         let running = matches!(
             st.status,
@@ -57,6 +56,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<i32> {
         if !args.all && !running && args.filter.is_empty() {
             continue;
         }
+        let Ok(rec) = engine.containers.read(&id) else {
+            continue;
+        };
         let mut keep = true;
         for f in &args.filter {
             keep &= matches(&rec, &st, f)?;
@@ -80,17 +82,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<i32> {
             })
             .unwrap_or_default()
     };
+    // One write for the whole output, not one per line.
+    let mut out = String::new();
     if args.quiet {
         for (r, _) in &rows {
-            println!(
-                "{}",
-                if args.no_trunc {
-                    &r.id[..]
-                } else {
-                    &r.id[..12]
-                }
-            );
+            out.push_str(if args.no_trunc { &r.id } else { &r.id[..12] });
+            out.push('\n');
         }
+        print!("{out}");
         return Ok(0);
     }
     let command = |r: &Record| {
@@ -116,8 +115,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<i32> {
                     "Status": status_line(st), "State": st.status.to_string(), "Names": r.name,
                     "Labels": r.config.labels, "Ports": ports(r),
                 });
-                println!("{v}");
+                out.push_str(&format!("{v}\n"));
             }
+            print!("{out}");
         }
         "table" => {
             let table: Vec<[String; 7]> = rows
@@ -164,20 +164,23 @@ pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
             w[i] = w[i].max(c.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    // Built whole and written once: a line-buffered stdout would make a
+    // write per row.
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(c);
+            s.push_str(c);
+            if i + 1 < cells.len() {
                 s.push_str(&" ".repeat(w[i] - c.chars().count() + 3));
             }
         }
-        println!("{}", s.trim_end());
+        out.push_str(s.trim_end());
+        out.push('\n');
     };
     line(header.to_vec());
     for r in rows {
         line(r.iter().map(String::as_str).collect());
     }
+    print!("{out}");
 }
