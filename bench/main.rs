@@ -7,13 +7,14 @@
 //! default); second-long things (unpack, pull, 200 containers) the median
 //! of a few. Every peer row carries the ratio berth/peer of the medians.
 //!
-//! Sections (`--only`): lifecycle, engine, scale, unpack, pull. Everything
+//! Sections (`--only`): lifecycle, exec, engine, scale, unpack, pull. Everything
 //! the bench makes (containers of every runtime, mounts, cgroups, temp
 //! dirs) is removed at the end, on failure and on ^C too.
 
 mod cleanup;
 mod crun_ns;
 mod engine;
+mod exec;
 mod images;
 mod lifecycle;
 mod measure;
@@ -37,7 +38,7 @@ use serde_json::json;
 use measure::Cmd;
 use report::Section;
 
-const SECTIONS: [&str; 5] = ["lifecycle", "engine", "scale", "unpack", "pull"];
+const SECTIONS: [&str; 6] = ["lifecycle", "exec", "engine", "scale", "unpack", "pull"];
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,7 +52,7 @@ struct Opts {
     /// Iterations of each millisecond measurement (default 100, quick 20)
     #[arg(long, env = "BENCH_ITERS")]
     iters: Option<usize>,
-    /// Sections to run, comma-separated: lifecycle,engine,scale,unpack,pull
+    /// Sections to run, comma-separated: lifecycle,exec,engine,scale,unpack,pull
     #[arg(long, env = "BENCH_ONLY", value_delimiter = ',')]
     only: Vec<String>,
     /// Containers per contender in the scale section (default 200, quick 50)
@@ -298,6 +299,7 @@ fn run() -> Result<bool> {
         eprintln!("bench: {name}...");
         let result = match name {
             "lifecycle" => lifecycle::run(&ctx),
+            "exec" => exec::run(&ctx),
             "engine" => engine::run(&ctx),
             "scale" => scale::run(&ctx),
             "unpack" => unpack::run(&ctx),
