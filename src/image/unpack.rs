@@ -337,6 +337,15 @@ fn apply_entries<R: Read>(
             continue;
         }
         let path = entry_path(&raw).map_err(hostile)?;
+        // The entry's parent, opened (or made) inside the layer: again after
+        // anything that may have replaced a directory on the way.
+        macro_rules! parent_dir {
+            () => {
+                walker
+                    .dir(&path.parents, true)
+                    .map_err(|e| e.into_error(&shown))?
+            };
+        }
         let meta = read_meta(&mut entry).map_err(io_err("reading headers"))?;
         let mut prefix = PathHasher::default();
         for parent in &path.parents {
@@ -353,9 +362,7 @@ fn apply_entries<R: Read>(
             dir_times.insert(Vec::new(), meta.mtime);
             continue;
         };
-        let parent = walker
-            .dir(&path.parents, true)
-            .map_err(|e| e.into_error(&shown))?;
+        let parent = parent_dir!();
 
         match special(&name).map_err(hostile)? {
             Special::AufsMeta => continue,
@@ -373,9 +380,7 @@ fn apply_entries<R: Read>(
                 walker
                     .remove(&path.parents, &target)
                     .map_err(io_err("replacing"))?;
-                let parent = walker
-                    .dir(&path.parents, true)
-                    .map_err(|e| e.into_error(&shown))?;
+                let parent = parent_dir!();
                 rustix::fs::mknodat(
                     parent,
                     &target,
@@ -433,9 +438,7 @@ fn apply_entries<R: Read>(
             writers.barrier(&mut pending)?;
         }
         seen.insert(key);
-        let parent = walker
-            .dir(&path.parents, true)
-            .map_err(|e| e.into_error(&shown))?;
+        let parent = parent_dir!();
 
         match kind {
             tar::EntryType::Directory => {
@@ -447,15 +450,11 @@ fn apply_entries<R: Read>(
                             .remove(&path.parents, &name)
                             .map_err(io_err("replacing"))?;
                     }
-                    let parent = walker
-                        .dir(&path.parents, true)
-                        .map_err(|e| e.into_error(&shown))?;
+                    let parent = parent_dir!();
                     rustix::fs::mkdirat(parent, &name, Mode::from_raw_mode(0o700))
                         .map_err(|e| io_err("mkdir")(e.into()))?;
                 }
-                let parent = walker
-                    .dir(&path.parents, true)
-                    .map_err(|e| e.into_error(&shown))?;
+                let parent = parent_dir!();
                 let dir = rustix::fs::openat(
                     parent,
                     &name,
@@ -480,9 +479,7 @@ fn apply_entries<R: Read>(
                         walker
                             .remove(&path.parents, &name)
                             .map_err(io_err("replacing"))?;
-                        let parent = walker
-                            .dir(&path.parents, true)
-                            .map_err(|e| e.into_error(&shown))?;
+                        let parent = parent_dir!();
                         rustix::fs::openat(parent, &name, flags, Mode::from_raw_mode(0o600))
                     }
                     other => other,
@@ -512,15 +509,11 @@ fn apply_entries<R: Read>(
                     walker
                         .remove(&path.parents, &name)
                         .map_err(io_err("replacing"))?;
-                    let parent = walker
-                        .dir(&path.parents, true)
-                        .map_err(|e| e.into_error(&shown))?;
+                    let parent = parent_dir!();
                     rustix::fs::symlinkat(target, parent, &name)
                         .map_err(|e| io_err("symlink")(e.into()))?;
                 }
-                let parent = walker
-                    .dir(&path.parents, true)
-                    .map_err(|e| e.into_error(&shown))?;
+                let parent = parent_dir!();
                 rustix::fs::chownat(
                     parent,
                     &name,
@@ -547,9 +540,7 @@ fn apply_entries<R: Read>(
                 let target_dir = walker
                     .open_dir(&target_path.parents)
                     .map_err(|e| e.into_error(&shown))?;
-                let parent = walker
-                    .dir(&path.parents, true)
-                    .map_err(|e| e.into_error(&shown))?;
+                let parent = parent_dir!();
                 match rustix::fs::linkat(&target_dir, &target_name, parent, &name, AtFlags::empty()) {
                     Err(Errno::EXIST) => {
                         walker.remove(&path.parents, &name).map_err(io_err("replacing"))?;
@@ -580,15 +571,11 @@ fn apply_entries<R: Read>(
                     walker
                         .remove(&path.parents, &name)
                         .map_err(io_err("replacing"))?;
-                    let parent = walker
-                        .dir(&path.parents, true)
-                        .map_err(|e| e.into_error(&shown))?;
+                    let parent = parent_dir!();
                     rustix::fs::mknodat(parent, &name, file_type, Mode::empty(), dev)
                         .map_err(|e| io_err("mknod")(e.into()))?;
                 }
-                let parent = walker
-                    .dir(&path.parents, true)
-                    .map_err(|e| e.into_error(&shown))?;
+                let parent = parent_dir!();
                 // A node cannot be opened without side effects; O_PATH gives
                 // an fd to chown, and /proc/self/fd names it for chmod.
                 let node = rustix::fs::openat(

@@ -110,18 +110,7 @@ pub fn prepare(ctx: &Context<'_>) -> Result<(Root, Anchors)> {
         Some(p) if !p.contains(MsFlags::MS_SHARED) => p,
         _ => MsFlags::MS_SLAVE,
     };
-    nix::mount::mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        prop | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|errno| Error::Mount {
-        what: "propagation".into(),
-        dest: "/".into(),
-        errno,
-    })?;
+    set_propagation("/", prop, "propagation")?;
 
     // The rootfs must be a mount point for pivot_root.
     let rootfs = &plan.rootfs;
@@ -747,18 +736,7 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
         // then unmounting "." removes it: no put_old directory needed.
         nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root", rootfs))?;
         // The old root's mounts must not propagate our unmount to the host.
-        nix::mount::mount(
-            None::<&str>,
-            ".",
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|errno| Error::Mount {
-            what: "old root propagation".into(),
-            dest: "/".into(),
-            errno,
-        })?;
+        set_propagation(".", MsFlags::MS_SLAVE, "old root propagation")?;
         nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(sys("unmount old root", "/"))?;
     }
     nix::unistd::chdir("/").map_err(sys("chdir", "/"))
@@ -796,20 +774,26 @@ pub fn finalize(plan: &Plan, anchors: &Anchors) -> Result<()> {
         })?;
     }
     if let Some(p) = plan.rootfs_propagation {
-        nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            p | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|errno| Error::Mount {
-            what: "rootfs propagation".into(),
-            dest: "/".into(),
-            errno,
-        })?;
+        set_propagation("/", p, "rootfs propagation")?;
     }
     Ok(())
+}
+
+/// Sets the propagation type `kind` (MS_SLAVE, MS_PRIVATE, ...) on the
+/// mount at `path` and every mount below it.
+fn set_propagation(path: &str, kind: MsFlags, what: &str) -> Result<()> {
+    nix::mount::mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        kind | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|errno| Error::Mount {
+        what: what.into(),
+        dest: "/".into(),
+        errno,
+    })
 }
 
 /// `rel` is resolved under `root`; `p` is the configured path, for errors.
