@@ -327,3 +327,46 @@ fn default_seccomp_profile_and_capabilities() {
     ]));
     assert_eq!(out, "CapEff:\t0000000000000020\n");
 }
+
+#[test]
+fn a_cgroup_parent_the_user_made_stays() {
+    let b = Berth::new();
+    let cg = Cgroups::host();
+    // The user's parent exists in the memory hierarchy only: the runtime
+    // makes it in the others, and only those are the engine's to remove.
+    let parent = format!("{}/mine", b.cgroup_parent);
+    let users = cg.dir("memory", &parent);
+    std::fs::create_dir_all(&users).unwrap();
+    let id = ok(&b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "inmine",
+        "--cgroup-parent",
+        &parent,
+        IMAGE,
+        "sleep",
+        "1000",
+    ]));
+    assert!(
+        users.join(id.trim()).is_dir(),
+        "the container is not under {}",
+        users.display()
+    );
+    let elsewhere = (cg.dir("pids", "") != cg.dir("memory", "")).then(|| cg.dir("pids", &parent));
+    if let Some(d) = &elsewhere {
+        assert!(d.is_dir(), "no {} while the container runs", d.display());
+    }
+    ok(&b.run(&["rm", "-f", "inmine"]));
+    assert!(users.is_dir(), "the user's {} was removed", users.display());
+    assert!(
+        !users.join(id.trim()).exists(),
+        "the container's cgroup is left"
+    );
+    if let Some(d) = &elsewhere {
+        assert!(!d.exists(), "the engine's {} is left", d.display());
+    }
+    // The user's, made above.
+    std::fs::remove_dir(&users).unwrap();
+    let _ = std::fs::remove_dir(users.parent().unwrap());
+}

@@ -83,6 +83,7 @@ impl Engine {
     /// Mounts the rootfs and writes the bundle: everything the shim needs.
     pub fn prepare(&self, rec: &Record) -> Result<()> {
         let p = self.containers.paths(&rec.id);
+        self.note_cgroup_parent(rec)?;
         let rootfs = p.rootfs();
         // A leftover mount (a crash) is replaced by a fresh one.
         overlay::unmount(&rootfs)?;
@@ -531,21 +532,63 @@ impl Engine {
         Ok(done)
     }
 
-    /// A `--cgroup-parent` left empty goes, as the runtime's default parent
-    /// does. The runtime removes the parents it made itself, but not one
-    /// that a container killed before its delete made (its record of
-    /// having made it died with it).
+    /// The file naming the hierarchies (one mount point a line) where a
+    /// `--cgroup-parent` was made for the engine's containers rather than
+    /// by the user. Kept: the parent may be made again by a later start.
+    fn cgroup_parent_mark(&self, parent: &str) -> PathBuf {
+        self.root.join("cgroup-parents").join(hex::encode(parent))
+    }
+
+    /// Before a start: notes the hierarchies where the `--cgroup-parent`
+    /// does not exist yet (the runtime is about to make it there). Only
+    /// those are removed once empty; a parent the user made stays theirs,
+    /// as with docker.
+    fn note_cgroup_parent(&self, rec: &Record) -> Result<()> {
+        let parent = rec.host_config.cgroup_parent.trim_matches('/');
+        if parent.is_empty() {
+            return Ok(());
+        }
+        let Ok(hier) = crate::cgroups::Hierarchies::detect() else {
+            return Ok(());
+        };
+        let mark = self.cgroup_parent_mark(parent);
+        let known = std::fs::read_to_string(&mark).unwrap_or_default();
+        let missing: String = hier
+            .all()
+            .iter()
+            .map(|h| h.mount_point.to_string_lossy().into_owned())
+            .filter(|mp| !Path::new(mp).join(parent).exists() && !known.lines().any(|l| l == mp))
+            .map(|mp| mp + "\n")
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if let Some(dir) = mark.parent() {
+            std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        }
+        // Appends of a few lines: concurrent starts do not lose each
+        // other's.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&mark)
+            .and_then(|mut f| f.write_all(missing.as_bytes()))
+            .map_err(io("write", &mark))
+    }
+
+    /// A `--cgroup-parent` left empty goes where the engine made it, as the
+    /// runtime's default parent does. The runtime removes the parents it
+    /// made itself, but not one that a container killed before its delete
+    /// made (its record of having made it died with it).
     fn remove_cgroup_parent(&self, rec: &Record) {
         let parent = rec.host_config.cgroup_parent.trim_matches('/');
         if parent.is_empty() {
             return;
         }
-        let Ok(hier) = crate::cgroups::Hierarchies::detect() else {
-            return;
-        };
-        for h in hier.all() {
+        let made = std::fs::read_to_string(self.cgroup_parent_mark(parent)).unwrap_or_default();
+        for mp in made.lines() {
             // Busy or not empty: a sibling uses it, which is fine.
-            let _ = std::fs::remove_dir(h.mount_point.join(parent));
+            let _ = std::fs::remove_dir(Path::new(mp).join(parent));
         }
     }
 

@@ -30,6 +30,8 @@ pub const ENGINE_FURNITURE: &[&str] = &[
     "root/layers/**",
     "root/images/**",
     "root/repositories.json",
+    // Where the engine made each --cgroup-parent, kept for the next start.
+    "root/cgroup-parents/**",
     "state",
     "state/shims",
     "state/netns",
