@@ -451,6 +451,11 @@ pub struct Cache {
 
 const HASH_LEN: usize = 32;
 
+/// Programs kept: at a store past this, the oldest written go (leftover
+/// temp files of crashed stores too), so distinct profiles over the months
+/// do not fill the state root.
+const CACHE_KEEP: usize = 64;
+
 impl Cache {
     pub fn new(dir: PathBuf) -> Cache {
         Cache { dir }
@@ -483,10 +488,29 @@ impl Cache {
             });
         }
         let prog = compile(p)?;
-        if let Err(e) = self.store(&path, &prog) {
-            tracing::debug!("seccomp: cache {}: {e}", path.display());
+        match self.store(&path, &prog) {
+            Ok(()) => self.prune(CACHE_KEEP),
+            Err(e) => tracing::debug!("seccomp: cache {}: {e}", path.display()),
         }
         Ok(prog)
+    }
+
+    /// Keeps the `keep` newest files, by modification time.
+    fn prune(&self, keep: usize) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        if files.len() <= keep {
+            return;
+        }
+        files.sort_by(|a, b| b.0.cmp(&a.0));
+        for (_, path) in &files[keep..] {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     fn check(file: &[u8]) -> Option<Vec<libc::sock_filter>> {
@@ -865,6 +889,27 @@ mod tests {
         // Another profile, another file.
         let q = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["rmdir"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#).unwrap();
         assert_ne!(cache.path(&q), path);
+    }
+
+    #[test]
+    fn cache_keeps_the_newest_programs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().to_path_buf());
+        let t0 = std::time::SystemTime::now() - std::time::Duration::from_secs(1000);
+        for i in 0..10u64 {
+            let f = std::fs::File::create(dir.path().join(format!("p{i}"))).unwrap();
+            f.set_modified(t0 + std::time::Duration::from_secs(i))
+                .unwrap();
+        }
+        cache.prune(10);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 10);
+        cache.prune(4);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["p6", "p7", "p8", "p9"]);
     }
 
     #[test]
