@@ -370,3 +370,66 @@ fn a_cgroup_parent_the_user_made_stays() {
     std::fs::remove_dir(&users).unwrap();
     let _ = std::fs::remove_dir(users.parent().unwrap());
 }
+
+#[test]
+fn log_opts_rotate_and_bad_ones_are_refused() {
+    let b = Berth::new();
+    // ~90 bytes an entry: 200 entries rotate a 2 KiB log many times over.
+    let out = ok(&b.run(&[
+        "run",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        IMAGE,
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do echo \"line $i\"; i=$((i+1)); done",
+    ]));
+    assert!(out.ends_with("line 199\n"), "{out}");
+    let id = b.inspect("chatty")["Id"].as_str().unwrap().to_string();
+    let log = b.root().join("containers").join(&id).join("container.log");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len());
+    assert!(
+        size(&log).unwrap() <= 2048,
+        "{} is over max-size",
+        log.display()
+    );
+    for k in [1, 2] {
+        let older = log.with_extension(format!("log.{k}"));
+        assert!(size(&older).unwrap() <= 2048, "{}", older.display());
+    }
+    assert!(
+        !log.with_extension("log.3").exists(),
+        "more than max-file files"
+    );
+    // `logs` reads the three files, oldest first: the newest lines, in order.
+    let shown = ok(&b.run(&["logs", "chatty"]));
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.last(), Some(&"line 199"), "{shown}");
+    assert!(!lines.contains(&"line 0"), "rotated out, still shown");
+    let first: usize = lines[0].trim_start_matches("line ").parse().unwrap();
+    let want: Vec<String> = (first..200).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, want);
+    let cfg = &b.inspect("chatty")["HostConfig"]["LogConfig"];
+    assert_eq!(cfg["Type"], "json-file");
+    assert_eq!(cfg["Config"]["max-size"], "2k");
+    ok(&b.run(&["rm", "chatty"]));
+
+    for (flags, says) in [
+        (&["--log-opt", "max-size=0"][..], "max-size"),
+        (&["--log-opt", "max-file=0"][..], "max-file"),
+        (&["--log-opt", "compress=true"][..], "compress"),
+        (&["--log-opt", "max-size"][..], "KEY=VALUE"),
+        (&["--log-driver", "syslog"][..], "syslog"),
+    ] {
+        let mut args = vec!["run", "--name", "badlog"];
+        args.extend_from_slice(flags);
+        args.extend([IMAGE, "true"]);
+        let e = fails(&b.run(&args));
+        assert!(e.contains(says) && e.lines().count() == 1, "{flags:?}: {e}");
+    }
+    assert!(b.ids().is_empty(), "a refused run left a container");
+}

@@ -108,6 +108,79 @@ pub struct HostConfig {
     /// container's own is made under; empty is `/berth`.
     #[serde(default)]
     pub cgroup_parent: String,
+    /// `--log-opt`: the json-file driver's rotation.
+    #[serde(default)]
+    pub log_config: LogConfig,
+}
+
+/// docker's `LogConfig`: the driver (json-file, the only one) and its
+/// options as given (`max-size`, `max-file`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LogConfig {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Config")]
+    pub config: BTreeMap<String, String>,
+}
+
+impl LogConfig {
+    /// The options of `--log-opt KEY=VALUE`, checked.
+    pub fn from_opts(opts: &[String]) -> Result<LogConfig, String> {
+        let mut config = BTreeMap::new();
+        for o in opts {
+            let Some((k, v)) = o.split_once('=') else {
+                return Err(format!("invalid --log-opt {o:?}: use KEY=VALUE"));
+            };
+            match k {
+                "max-size" => {
+                    let n = super::units::parse_size(v)
+                        .map_err(|e| format!("--log-opt max-size: {e}"))?;
+                    if n == 0 {
+                        return Err("--log-opt max-size must be more than 0".into());
+                    }
+                }
+                "max-file" => {
+                    if !v.parse::<u32>().is_ok_and(|n| n >= 1) {
+                        return Err(format!(
+                            "invalid --log-opt max-file={v:?}: a count of 1 or more"
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown --log-opt {k:?}: the json-file driver takes max-size and max-file"
+                    ));
+                }
+            }
+            config.insert(k.to_string(), v.to_string());
+        }
+        Ok(LogConfig {
+            kind: "json-file".into(),
+            config,
+        })
+    }
+
+    /// The rotation: berth's default (10 MiB, one older file) without
+    /// options; with `max-size` alone, docker's one file.
+    pub fn rotation(&self) -> super::logs::Rotation {
+        let mut r = super::logs::Rotation::default();
+        if let Some(n) = self
+            .config
+            .get("max-size")
+            .and_then(|v| super::units::parse_size(v).ok())
+        {
+            r.max_size = n.max(1);
+            r.max_files = 1;
+        }
+        if let Some(n) = self
+            .config
+            .get("max-file")
+            .and_then(|v| v.parse::<u32>().ok())
+        {
+            r.max_files = n.max(1);
+        }
+        r
+    }
 }
 
 /// Everything spec generation needs beyond the config: decided at start.

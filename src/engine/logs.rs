@@ -1,6 +1,7 @@
 //! Container logs in docker's json-file format: one JSON object per line,
-//! `{"log": "...\n", "stream": "stdout", "time": "RFC 3339"}`, rotated to
-//! `NAME.1` at a size limit.
+//! `{"log": "...\n", "stream": "stdout", "time": "RFC 3339"}`, rotated at a
+//! size limit to `NAME.1`, `NAME.2`, ... (the oldest last), as docker's
+//! `max-size` and `max-file` options do.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -28,9 +29,25 @@ pub struct Entry {
     pub time: String,
 }
 
-/// The default rotation size (docker's json-file has none by default; an
-/// unbounded log is how disks fill).
-pub const DEFAULT_MAX_SIZE: u64 = 10 << 20;
+/// When a log is rotated and how many files it keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    /// Bytes of the current file before it is rotated.
+    pub max_size: u64,
+    /// Files kept, the current one included: 1 empties the file instead.
+    pub max_files: u32,
+}
+
+impl Default for Rotation {
+    /// 10 MiB and one older file (docker's json-file has no limit by
+    /// default; an unbounded log is how disks fill).
+    fn default() -> Rotation {
+        Rotation {
+            max_size: 10 << 20,
+            max_files: 2,
+        }
+    }
+}
 
 /// Longest partial line kept before it is written anyway.
 const MAX_PARTIAL: usize = 16 * 1024;
@@ -39,7 +56,7 @@ pub struct Writer {
     path: PathBuf,
     file: File,
     size: u64,
-    max_size: u64,
+    rotation: Rotation,
     partial: [Vec<u8>; 2],
 }
 
@@ -48,14 +65,14 @@ fn stream_index(stream: &str) -> usize {
 }
 
 impl Writer {
-    pub fn open(path: &Path, max_size: u64) -> Result<Writer> {
+    pub fn open(path: &Path, rotation: Rotation) -> Result<Writer> {
         let file = open_append(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(Writer {
             path: path.to_path_buf(),
             file,
             size,
-            max_size,
+            rotation,
             partial: [Vec::new(), Vec::new()],
         })
     }
@@ -100,7 +117,7 @@ impl Writer {
         };
         let mut text = serde_json::to_vec(&e).unwrap_or_default();
         text.push(b'\n');
-        if self.size > 0 && self.size + text.len() as u64 > self.max_size {
+        if self.size > 0 && self.size + text.len() as u64 > self.rotation.max_size {
             self.rotate()?;
         }
         // One write per entry, so a reader never sees half a line from us.
@@ -119,13 +136,31 @@ impl Writer {
     }
 
     fn rotate(&mut self) -> Result<()> {
-        let old = rotated(&self.path);
-        fs::rename(&self.path, &old).map_err(|source| Error::Io {
-            op: "rotate",
-            path: self.path.clone(),
-            source,
-        })?;
-        self.file = open_append(&self.path)?;
+        let err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io {
+                op: "rotate",
+                path,
+                source,
+            }
+        };
+        if self.rotation.max_files <= 1 {
+            // Appends go to the new end: readers that follow start over.
+            self.file.set_len(0).map_err(err(&self.path))?;
+        } else {
+            // NAME.(k) becomes NAME.(k+1); the last one is replaced.
+            for k in (1..self.rotation.max_files - 1).rev() {
+                let from = rotated(&self.path, k);
+                match fs::rename(&from, rotated(&self.path, k + 1)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(err(&from)(e));
+                    }
+                    _ => {}
+                }
+            }
+            fs::rename(&self.path, rotated(&self.path, 1)).map_err(err(&self.path))?;
+            self.file = open_append(&self.path)?;
+        }
         self.size = 0;
         Ok(())
     }
@@ -145,17 +180,23 @@ fn open_append(path: &Path) -> Result<File> {
         })
 }
 
-pub fn rotated(path: &Path) -> PathBuf {
+/// The `k`th older file of a log (1 is the newest of them).
+pub fn rotated(path: &Path, k: u32) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
-    p.push(".1");
+    p.push(format!(".{k}"));
     PathBuf::from(p)
 }
 
-/// Reads every entry, the rotated file first. Lines that do not parse (a
+/// Reads every entry, the oldest file first. Lines that do not parse (a
 /// torn last line after a crash) are skipped.
 pub fn read_all(path: &Path) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
-    for p in [rotated(path), path.to_path_buf()] {
+    let older = (1..).take_while(|k| rotated(path, *k).exists()).count() as u32;
+    let files = (1..=older)
+        .rev()
+        .map(|k| rotated(path, k))
+        .chain([path.to_path_buf()]);
+    for p in files {
         let f = match File::open(&p) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -228,7 +269,14 @@ mod tests {
     fn lines_partials_and_rotation() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("c.log");
-        let mut w = Writer::open(&p, 200).unwrap();
+        let mut w = Writer::open(
+            &p,
+            Rotation {
+                max_size: 200,
+                max_files: 2,
+            },
+        )
+        .unwrap();
         w.write("stdout", b"one\ntw").unwrap();
         w.write("stderr", b"err\n").unwrap();
         w.write("stdout", b"o\n").unwrap();
@@ -248,12 +296,45 @@ mod tests {
         }
         w.write("stdout", b"tail").unwrap();
         w.flush().unwrap();
-        assert!(rotated(&p).exists());
+        assert!(rotated(&p, 1).exists());
+        assert!(!rotated(&p, 2).exists());
         let all = read_all(&p).unwrap();
         assert_eq!(all.last().unwrap().log, "tail");
         assert!(fs::metadata(&p).unwrap().len() <= 200);
         let (follow, off) = read_from(&p, 0).unwrap();
         assert_eq!(follow.last().unwrap().log, "tail");
         assert_eq!(read_from(&p, off).unwrap().0.len(), 0);
+    }
+
+    #[test]
+    fn rotation_keeps_max_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.log");
+        let lines = |n: u32, w: &mut Writer| {
+            for i in 0..n {
+                w.write("stdout", format!("line {i:03}\n").as_bytes())
+                    .unwrap();
+            }
+        };
+        // About 75 bytes an entry: two entries a file.
+        let rot = |max_files| Rotation {
+            max_size: 160,
+            max_files,
+        };
+        let mut w = Writer::open(&p, rot(3)).unwrap();
+        lines(20, &mut w);
+        assert!(rotated(&p, 1).exists() && rotated(&p, 2).exists());
+        assert!(!rotated(&p, 3).exists());
+        let all: Vec<String> = read_all(&p).unwrap().into_iter().map(|e| e.log).collect();
+        // The newest six, in order, across the three files.
+        let want: Vec<String> = (14..20).map(|i| format!("line {i:03}\n")).collect();
+        assert_eq!(all, want);
+
+        let q = d.path().join("one.log");
+        let mut w = Writer::open(&q, rot(1)).unwrap();
+        lines(20, &mut w);
+        assert!(!rotated(&q, 1).exists());
+        let all: Vec<String> = read_all(&q).unwrap().into_iter().map(|e| e.log).collect();
+        assert_eq!(all, ["line 018\n", "line 019\n"]);
     }
 }

@@ -213,7 +213,7 @@ impl Shim {
             let listener =
                 UnixListener::bind(&sock).map_err(|e| format!("bind {}: {e}", sock.display()))?;
             listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-            let log = logs::Writer::open(&paths.log(), logs::DEFAULT_MAX_SIZE)
+            let log = logs::Writer::open(&paths.log(), rec.host_config.log_config.rotation())
                 .map_err(|e| e.to_string())?;
             Ok((listener, log))
         };

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use berth::engine::config::{HostConfig, SeccompChoice, Ulimit};
+use berth::engine::config::{HostConfig, LogConfig, SeccompChoice, Ulimit};
 use berth::engine::create::Request;
 use berth::engine::restart::RestartPolicy;
 use berth::engine::{Engine, mounts, units};
@@ -120,6 +120,12 @@ pub struct CreateFlags {
     /// Pull the image from a plain-HTTP registry if absent
     #[arg(long)]
     pub insecure: bool,
+    /// Log rotation of the json-file driver: max-size=SIZE, max-file=N
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
+    /// The log driver: json-file (the only one)
+    #[arg(long = "log-driver", default_value = "json-file")]
+    pub log_driver: String,
     /// The cgroup the container's cgroup is made under (default /berth)
     #[arg(long = "cgroup-parent", env = "BERTH_CGROUP_PARENT", value_parser = parse_cgroup_parent)]
     pub cgroup_parent: Option<String>,
@@ -217,6 +223,13 @@ impl CreateFlags {
             cgroup_parent: self.cgroup_parent.clone().unwrap_or_default(),
             ..Default::default()
         };
+        if self.log_driver != "json-file" {
+            bail!(
+                "unsupported --log-driver {:?}: berth writes json-file logs only",
+                self.log_driver
+            );
+        }
+        host.log_config = LogConfig::from_opts(&self.log_opt).map_err(anyhow::Error::msg)?;
         if self.rm && host.restart_policy != RestartPolicy::No {
             bail!("conflicting options: --restart and --rm");
         }
