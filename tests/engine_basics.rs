@@ -433,3 +433,22 @@ fn log_opts_rotate_and_bad_ones_are_refused() {
     }
     assert!(b.ids().is_empty(), "a refused run left a container");
 }
+
+#[test]
+fn a_name_left_by_a_cut_short_rename_is_not_the_container() {
+    let b = Berth::new();
+    let id = ok(&b.run(&["create", "--name", "before", IMAGE, "true"]));
+    let id = id.trim();
+    ok(&b.run(&["rename", "before", "after"]));
+    // What a rename killed between writing the record and dropping the old
+    // name leaves: the old name still pointing at the container.
+    let old = b.root().join("names").join("before");
+    std::os::unix::fs::symlink(id, &old).unwrap();
+    let e = fails(&b.run(&["inspect", "before"]));
+    assert!(e.contains("no such container"), "{e}");
+    assert_eq!(b.inspect("after")["Id"], id);
+    // A create is where the name is wanted: it takes it over.
+    ok(&b.run(&["create", "--name", "before", IMAGE, "true"]));
+    assert_ne!(b.inspect("before")["Id"], id);
+    ok(&b.run(&["rm", "before", "after"]));
+}

@@ -370,16 +370,27 @@ impl Containers {
                 gone.push(n);
             }
         }
+        // Names whose container is gone. One that points at a container
+        // under another name (a rename cut short) is left to the checks
+        // where it matters, reserve_name and resolve: reading every record
+        // here made each create cost O(containers).
         let names = self.names_dir();
-        if let Ok(entries) = fs::read_dir(&names) {
-            let _names = self.lock_names()?;
-            for e in entries.flatten() {
-                let Ok(n) = e.file_name().into_string() else {
-                    continue;
-                };
+        let orphans: Vec<(String, PathBuf)> = fs::read_dir(&names)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().into_string().ok()?;
                 let owner = read_owner(&e.path());
-                if super::names::valid_name(&n) && self.name_is_stale(&n, &owner) {
-                    let _ = fs::remove_file(e.path());
+                let gone = !super::names::valid_id(&owner) || !self.paths(&owner).dir.exists();
+                (gone && super::names::valid_name(&n)).then(|| (n, e.path()))
+            })
+            .collect();
+        if !orphans.is_empty() {
+            let _names = self.lock_names()?;
+            for (n, path) in orphans {
+                if self.name_is_stale(&n, &read_owner(&path)) {
+                    let _ = fs::remove_file(path);
                 }
             }
         }
@@ -400,10 +411,12 @@ impl Containers {
     /// Finds a container by name, full ID or unique ID prefix.
     pub fn resolve(&self, what: &str) -> Result<String> {
         let what = what.strip_prefix('/').unwrap_or(what);
+        // The record has the last word: a name left by a rename cut short
+        // still points at the renamed container.
         if super::names::valid_name(what)
             && let id = read_owner(&self.names_dir().join(what))
             && super::names::valid_id(&id)
-            && self.paths(&id).config().exists()
+            && self.read(&id).is_ok_and(|rec| rec.name == what)
         {
             return Ok(id);
         }
