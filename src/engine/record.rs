@@ -522,14 +522,13 @@ impl Containers {
     }
 
     pub fn read(&self, id: &str) -> Result<Record> {
-        let p = self.paths(id).config();
-        let text = match fs::read(&p) {
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(Error::NotFound(id.to_string()));
+        // No exists() first: the missing record is the open's ENOENT.
+        read_json(&self.paths(id).config()).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
+                Error::NotFound(id.to_string())
             }
-            r => r.map_err(io("read", &p))?,
-        };
-        serde_json::from_slice(&text).map_err(|source| Error::Corrupt { path: p, source })
+            e => e,
+        })
     }
 
     pub fn write(&self, rec: &Record) -> Result<()> {
